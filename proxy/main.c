@@ -1,0 +1,390 @@
+/* kproxy's entry point: parses the flags, connects the API reflectors to the
+ * change tracker and the tracker to the chosen dataplane, and runs the event
+ * loop until SIGTERM.
+ *
+ * Syncs are rate limited as kube-proxy's are: a change is applied at once if
+ * the last sync was at least --min-sync-period ago, else when that period has
+ * passed; and a sync runs at least every --sync-period.  Nothing is
+ * programmed until the first complete lists of Services and EndpointSlices
+ * are in: a half-listed cluster would delete live Services. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "dataplane.h"
+#include "kube/client.h"
+#include "kube/config.h"
+#include "kube/decode.h"
+#include "kube/reflector.h"
+#include "model/tracker.h"
+#include "options.h"
+#include "util/log.h"
+#include "util/loop.h"
+
+#ifndef KPROXY_VERSION
+#define KPROXY_VERSION "0.1.0"
+#endif
+
+#define RETRY_MS 1000
+
+struct agent {
+	struct options opts;
+	char node_name[256];
+	struct loop *loop;
+	struct kube_config *kcfg;
+	struct kube_client *client;
+	struct reflector *services, *slices, *node;
+	struct tracker *tracker;
+	const struct dataplane_ops *dp_ops;
+	struct dataplane *dp;
+	struct loop_timer *sync_timer;
+	uint64_t last_sync_ms;
+	bool synced_once;
+	bool need_full;
+	int sigfd;
+};
+
+static void schedule_sync(struct agent *a);
+
+/* --- reflector glue --- */
+
+static int dec_service(json_t *obj, void **ret, char *err, size_t errlen)
+{
+	return decode_service(obj, (struct service **)ret, err, errlen);
+}
+
+static int dec_slice(json_t *obj, void **ret, char *err, size_t errlen)
+{
+	return decode_endpoint_slice(obj, (struct endpoint_slice **)ret, err, errlen);
+}
+
+static int dec_node(json_t *obj, void **ret, char *err, size_t errlen)
+{
+	return decode_node(obj, (struct node_info **)ret, err, errlen);
+}
+
+static void free_service(void *p)
+{
+	service_free(p);
+}
+
+static void free_slice(void *p)
+{
+	endpoint_slice_free(p);
+}
+
+static void free_node(void *p)
+{
+	node_info_free(p);
+}
+
+static const struct reflector_type service_type = {"Service", "/api/v1/services", dec_service,
+						   free_service};
+static const struct reflector_type slice_type = {
+	"EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices", dec_slice, free_slice};
+static const struct reflector_type node_type = {"Node", "/api/v1/nodes", dec_node, free_node};
+
+static void svc_upsert(void *data, const char *key, void *obj)
+{
+	struct agent *a = data;
+
+	tracker_service_upsert(a->tracker, key, obj);
+	schedule_sync(a);
+}
+
+static void svc_remove(void *data, const char *key)
+{
+	struct agent *a = data;
+
+	tracker_service_remove(a->tracker, key);
+	schedule_sync(a);
+}
+
+static void slice_upsert(void *data, const char *key, void *obj)
+{
+	struct agent *a = data;
+
+	tracker_slice_upsert(a->tracker, key, obj);
+	schedule_sync(a);
+}
+
+static void slice_remove(void *data, const char *key)
+{
+	struct agent *a = data;
+
+	tracker_slice_remove(a->tracker, key);
+	schedule_sync(a);
+}
+
+static void node_upsert(void *data, const char *key, void *obj)
+{
+	struct agent *a = data;
+
+	(void)key;
+	tracker_node_set(a->tracker, obj);
+	schedule_sync(a);
+}
+
+static void node_remove(void *data, const char *key)
+{
+	struct agent *a = data;
+
+	(void)key;
+	tracker_node_set(a->tracker, NULL);
+	schedule_sync(a);
+}
+
+static void synced(void *data)
+{
+	schedule_sync(data);
+}
+
+static const struct reflector_handler svc_handler = {svc_upsert, svc_remove, synced};
+static const struct reflector_handler slice_handler = {slice_upsert, slice_remove, synced};
+static const struct reflector_handler node_handler = {node_upsert, node_remove, synced};
+
+/* --- syncing --- */
+
+static bool ready_to_sync(struct agent *a)
+{
+	return reflector_synced(a->services) && reflector_synced(a->slices);
+}
+
+static void do_sync(struct agent *a)
+{
+	struct tracker_changes ch;
+	bool full = !a->synced_once || a->need_full;
+	uint64_t t0 = loop_now_ns();
+	char err[512];
+	int r;
+
+	if (!ready_to_sync(a))
+		return;
+	a->last_sync_ms = loop_now_ms();
+	/* The periodic sync: whatever happens below, come back within the
+	 * sync period. */
+	loop_timer_arm(a->sync_timer, a->opts.sync_ms ? a->opts.sync_ms : 30000);
+	if (!full && tracker_pending(a->tracker) == 0)
+		return;
+	r = tracker_prepare(a->tracker, full, &ch);
+	if (r < 0) {
+		log_error("sync: %s", strerror(-r));
+		loop_timer_arm(a->sync_timer, RETRY_MS);
+		return;
+	}
+	r = a->dp_ops->sync(a->dp, &ch, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s sync failed: %s; retrying with a full sync", a->dp_ops->name, err);
+		tracker_abort(a->tracker, &ch);
+		a->need_full = true;
+		loop_timer_arm(a->sync_timer, RETRY_MS);
+		return;
+	}
+	log_v(2, "%s %s sync: %zu services changed in %.3f ms", a->dp_ops->name,
+	      full ? "full" : "partial", ch.n, (double)(loop_now_ns() - t0) / 1e6);
+	if (!a->synced_once)
+		log_info("first %s sync done: %zu services", a->dp_ops->name, ch.n);
+	tracker_commit(a->tracker, &ch);
+	a->synced_once = true;
+	a->need_full = false;
+}
+
+static void sync_fired(struct loop *loop, struct loop_timer *t, void *data)
+{
+	(void)loop;
+	(void)t;
+	do_sync(data);
+}
+
+/* Runs a sync now, or as soon as --min-sync-period allows (never later than
+ * a sync already planned). */
+static void schedule_sync(struct agent *a)
+{
+	uint64_t now = loop_now_ms(), at = a->last_sync_ms + a->opts.min_sync_ms;
+
+	if (!a->last_sync_ms || at < now)
+		at = now;
+	if (loop_timer_armed(a->sync_timer) && loop_timer_deadline(a->sync_timer) <= at)
+		return;
+	loop_timer_arm_at(a->sync_timer, at);
+}
+
+/* --- signals --- */
+
+static void on_signal(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	(void)data;
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_info("received signal %u; exiting (rules stay in place)", si.ssi_signo);
+			loop_quit(loop, 0);
+		}
+	}
+}
+
+static int setup_signals(struct agent *a)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (a->sigfd < 0)
+		return -errno;
+	return loop_add_fd(a->loop, a->sigfd, EPOLLIN, on_signal, a);
+}
+
+/* --- start-up --- */
+
+static int node_name(const struct options *o, char *buf, size_t len)
+{
+	if (o->hostname_override && *o->hostname_override) {
+		snprintf(buf, len, "%s", o->hostname_override);
+	} else if (gethostname(buf, len) < 0) {
+		return -errno;
+	}
+	buf[len - 1] = '\0';
+	for (char *p = buf; *p; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	}
+	return 0;
+}
+
+static int run_cleanup(void)
+{
+	char err[512];
+	int r = nft_dataplane_ops.cleanup(err, sizeof(err));
+
+	if (r < 0) {
+		log_error("cleanup: %s", err);
+		return 1;
+	}
+	log_info("cleanup: removed %d nftables table(s)", r);
+	return 0;
+}
+
+static int start(struct agent *a)
+{
+	struct dataplane_config dcfg = {
+		.node_name = a->node_name,
+		.ipv4 = true,
+		.ipv6 = true,
+		.cluster_cidrs = a->opts.cluster_cidrs,
+		.n_cluster_cidrs = a->opts.n_cluster_cidrs,
+		.masquerade_all = a->opts.masquerade_all,
+		.masquerade_bit = a->opts.masquerade_bit,
+	};
+	char err[512], query[512];
+	int r;
+
+	r = kube_config_load(a->opts.kubeconfig, a->opts.master, &a->kcfg, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		return r;
+	}
+	log_info("API server %s (%s); node \"%s\"; mode %s", a->kcfg->server, a->kcfg->origin,
+		 a->node_name, a->dp_ops->name);
+	r = a->dp_ops->init(&dcfg, &a->dp, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s dataplane: %s", a->dp_ops->name, err);
+		return r;
+	}
+	if ((r = loop_new(&a->loop)) < 0 || (r = setup_signals(a)) < 0 ||
+	    (r = tracker_new(a->node_name, &a->tracker)) < 0 ||
+	    (r = kube_client_new(a->loop, a->kcfg, &a->client)) < 0) {
+		log_error("start-up: %s", strerror(-r));
+		return r;
+	}
+	a->sync_timer = loop_timer_new(a->loop, sync_fired, a);
+	if (!a->sync_timer)
+		return -ENOMEM;
+	/* As kube-proxy: skip objects of other proxies and headless Services. */
+	snprintf(query, sizeof(query), "labelSelector=%s",
+		 "%21service.kubernetes.io%2Fservice-proxy-name%2C%21service.kubernetes.io%"
+		 "2Fheadless");
+	if ((r = reflector_new(a->client, a->loop, &service_type, query, &svc_handler, a,
+			       &a->services)) < 0 ||
+	    (r = reflector_new(a->client, a->loop, &slice_type, query, &slice_handler, a,
+			       &a->slices)) < 0)
+		return r;
+	snprintf(query, sizeof(query), "fieldSelector=metadata.name%%3D%s", a->node_name);
+	if ((r = reflector_new(a->client, a->loop, &node_type, query, &node_handler, a,
+			       &a->node)) < 0)
+		return r;
+	reflector_start(a->services);
+	reflector_start(a->slices);
+	reflector_start(a->node);
+	return 0;
+}
+
+static void stop(struct agent *a)
+{
+	reflector_free(a->services);
+	reflector_free(a->slices);
+	reflector_free(a->node);
+	kube_client_free(a->client);
+	loop_timer_free(a->sync_timer);
+	tracker_free(a->tracker);
+	if (a->dp)
+		a->dp_ops->free(a->dp);
+	kube_config_free(a->kcfg);
+	if (a->sigfd > 0)
+		close(a->sigfd);
+	loop_free(a->loop);
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a;
+	char err[512];
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	if (options_parse(argc, argv, &a.opts, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kproxy: %s\nRun kproxy --help for the flags.\n", err);
+		return 1;
+	}
+	if (a.opts.show_help) {
+		options_usage(stdout);
+		return 0;
+	}
+	if (a.opts.show_version) {
+		printf("kproxy %s\n", KPROXY_VERSION);
+		return 0;
+	}
+	log_verbosity = a.opts.verbosity;
+	if (a.opts.cleanup)
+		return run_cleanup();
+	if (a.opts.config) {
+		log_error("--config: KubeProxyConfiguration files are not supported yet; use flags");
+		return 1;
+	}
+	if (a.opts.mode == MODE_EBPF) {
+		log_error("--proxy-mode=ebpf: the eBPF dataplane is not available yet");
+		return 1;
+	}
+	a.dp_ops = &nft_dataplane_ops;
+	if (node_name(&a.opts, a.node_name, sizeof(a.node_name)) < 0) {
+		log_error("cannot determine the node name; give --hostname-override");
+		return 1;
+	}
+	a.sigfd = -1;
+	r = start(&a);
+	if (r == 0)
+		r = loop_run(a.loop);
+	stop(&a);
+	return r < 0 ? 1 : 0;
+}

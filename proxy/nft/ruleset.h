@@ -1,0 +1,95 @@
+/* The shape of kproxy's nftables tables, "ip kproxy" and "ip6 kproxy": the
+ * fixed chains and sets, and the handful of load-balancing chains, one per
+ * endpoint count in use.  Per-Service state lives only in set elements (see
+ * nft.c), so the number of chains does not grow with the number of Services
+ * and the kernel never has to validate thousands of jump targets.
+ *
+ *   prerouting (nat, dstnat)  pod sources -> dispatch-int, others -> dispatch-ext
+ *   output     (nat, dstnat)  -> dispatch-out
+ *   dispatch-{int,ext,out}    mark for masquerade when the frontend is in
+ *                             @masq-{int,ext,out}, then
+ *                             ip daddr . meta l4proto . th dport vmap @fe-{int,ext};
+ *                             on local addresses the same for NodePorts,
+ *                             keyed meta l4proto . th dport (@np-*)
+ *   lb-N, lb-ext-N            dnat to ip daddr . meta l4proto . th dport .
+ *                             numgen random mod N map @backends(-ext)
+ *   np-N, np-ext-N            the same for NodePorts, from @np-backends(-ext)
+ *   no-endpoints              TCP reset / ICMP port unreachable
+ *   postrouting (nat, srcnat) masquerade marked traffic and hairpin traffic
+ *
+ * The -ext variants serve external traffic of Services whose external and
+ * internal traffic policies differ (and so use different endpoints).
+ */
+#ifndef KPROXY_NFT_RULESET_H
+#define KPROXY_NFT_RULESET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nft/batch.h"
+#include "util/addr.h"
+
+#define NFT_TABLE_NAME "kproxy"
+/* The chain that rejects traffic to Services without endpoints. */
+#define NFT_NO_ENDPOINTS "no-endpoints"
+
+enum nft_set {
+	SET_FE_INT,          /* frontend -> verdict, for traffic from pods */
+	SET_FE_EXT,          /* frontend -> verdict, for traffic from elsewhere */
+	SET_NP_FE_INT,       /* NodePort -> verdict, for traffic from pods */
+	SET_NP_FE_EXT,       /* NodePort -> verdict, for traffic from elsewhere */
+	SET_BACKENDS,        /* frontend . index -> endpoint */
+	SET_BACKENDS_EXT,    /* frontend . index -> endpoint, external policy */
+	SET_NP_BACKENDS,     /* NodePort . index -> endpoint */
+	SET_NP_BACKENDS_EXT, /* NodePort . index -> endpoint, external policy */
+	SET_MASQ_INT,        /* frontends whose pod traffic is masqueraded */
+	SET_MASQ_EXT,        /* frontends whose outside traffic is masqueraded */
+	SET_MASQ_OUT,        /* frontends whose node-originated traffic is masqueraded */
+	SET_NP_MASQ_INT,     /* the same three for NodePorts */
+	SET_NP_MASQ_EXT,
+	SET_NP_MASQ_OUT,
+	SET_HAIRPIN, /* endpoint . endpoint: a pod reaching itself */
+	SET_COUNT,
+};
+
+/* Keys: a frontend is address . protocol . port, a NodePort protocol . port;
+ * backends add the endpoint's index. */
+enum nft_key_kind { KEY_FRONTEND, KEY_NODEPORT, KEY_FRONTEND_IDX, KEY_NODEPORT_IDX, KEY_PAIR };
+enum nft_data_kind { DATA_NONE, DATA_VERDICT, DATA_ENDPOINT };
+
+struct nft_set_def {
+	const char *name;
+	enum nft_key_kind key;
+	enum nft_data_kind data;
+};
+
+extern const struct nft_set_def nft_sets[SET_COUNT];
+
+/* Load-balancing chain kinds, by the map they read. */
+enum nft_lb_kind { LB_SVC, LB_SVC_EXT, LB_NP, LB_NP_EXT, LB_KINDS };
+
+struct nft_ruleset_config {
+	uint8_t family; /* NFPROTO_IPV4 or NFPROTO_IPV6 */
+	const struct cidr *cluster_cidrs; /* pod sources; only those of family */
+	size_t n_cluster_cidrs;
+	uint32_t masq_mark; /* the fwmark bit meaning "masquerade me" */
+};
+
+/* Byte sizes of keys and data in a family. */
+size_t nft_key_len(uint8_t family, enum nft_key_kind kind);
+size_t nft_data_len(uint8_t family, enum nft_data_kind kind);
+
+/* Appends, for one family: delete whatever table is there (without failing
+ * when there is none), then create the table, its sets, its fixed chains and
+ * rules.  Elements and load-balancing chains come after. */
+int nft_ruleset_build(struct nft_batch *b, const struct nft_ruleset_config *cfg);
+/* Appends the removal of the family's table, if present. */
+int nft_ruleset_delete(struct nft_batch *b, uint8_t family);
+/* Appends the creation (add) or deletion of load-balancing chain kind-n. */
+int nft_ruleset_lb_chain(struct nft_batch *b, uint8_t family, enum nft_lb_kind kind, uint32_t n,
+			 bool add);
+/* Writes "lb-5", "np-ext-5", ... into buf (at least 24 bytes). */
+const char *nft_lb_chain_name(enum nft_lb_kind kind, uint32_t n, char *buf);
+
+#endif
