@@ -14,7 +14,7 @@
 
 struct dataplane_config {
 	const char *node_name;
-	bool ipv4, ipv6;             /* families to program */
+	bool ipv4, ipv6;		  /* families to program */
 	const struct cidr *cluster_cidrs; /* --cluster-cidr; may be empty */
 	size_t n_cluster_cidrs;
 	bool masquerade_all;
@@ -22,7 +22,7 @@ struct dataplane_config {
 };
 
 struct dataplane_stats {
-	uint64_t syncs;        /* successful syncs */
+	uint64_t syncs;	       /* successful syncs */
 	uint64_t failures;     /* failed syncs */
 	uint64_t messages;     /* netlink messages or map operations in the last sync */
 	uint64_t elements;     /* rule elements or map entries programmed now */

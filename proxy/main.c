@@ -321,8 +321,8 @@ static int start(struct agent *a)
 			       &a->slices)) < 0)
 		return r;
 	snprintf(query, sizeof(query), "fieldSelector=metadata.name%%3D%s", a->node_name);
-	if ((r = reflector_new(a->client, a->loop, &node_type, query, &node_handler, a,
-			       &a->node)) < 0)
+	if ((r = reflector_new(a->client, a->loop, &node_type, query, &node_handler, a, &a->node)) <
+	    0)
 		return r;
 	reflector_start(a->services);
 	reflector_start(a->slices);
@@ -369,7 +369,8 @@ int main(int argc, char **argv)
 	if (a.opts.cleanup)
 		return run_cleanup();
 	if (a.opts.config) {
-		log_error("--config: KubeProxyConfiguration files are not supported yet; use flags");
+		log_error(
+			"--config: KubeProxyConfiguration files are not supported yet; use flags");
 		return 1;
 	}
 	if (a.opts.mode == MODE_EBPF) {

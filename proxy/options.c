@@ -16,29 +16,36 @@ struct flag {
 	const char *help;
 };
 
-#define F(n, k, field, h) {n, k, offsetof(struct options, field), h}
+#define F(n, k, field, h)                                \
+	{                                                \
+		n, k, offsetof(struct options, field), h \
+	}
 
 static const struct flag flags[] = {
 	F("kubeconfig", K_STRING, kubeconfig, "path to a kubeconfig file"),
 	F("master", K_STRING, master, "API server address (overrides the kubeconfig's)"),
-	F("hostname-override", K_STRING, hostname_override, "this node's name, if not the host name"),
+	F("hostname-override", K_STRING, hostname_override,
+	  "this node's name, if not the host name"),
 	F("config", K_STRING, config, "a KubeProxyConfiguration file (not supported yet)"),
 	F("proxy-mode", K_MODE, mode, "nftables (default) or ebpf"),
-	F("cluster-cidr", K_CIDRS, cluster_cidrs, "pod CIDRs, comma-separated (traffic from "
-						  "elsewhere to a ClusterIP is masqueraded)"),
+	F("cluster-cidr", K_CIDRS, cluster_cidrs,
+	  "pod CIDRs, comma-separated (traffic from "
+	  "elsewhere to a ClusterIP is masqueraded)"),
 	F("nodeport-addresses", K_NODEPORT, nodeport_cidrs,
 	  "CIDRs of the node addresses NodePorts answer on, or \"primary\""),
 	F("healthz-bind-address", K_STRING, healthz_bind, "address:port of /healthz and /livez"),
 	F("metrics-bind-address", K_STRING, metrics_bind, "address:port of /metrics"),
 	F("masquerade-all", K_BOOL, masquerade_all, "masquerade all Service traffic"),
-	F("iptables-masquerade-bit", K_INT, masquerade_bit, "fwmark bit used to mark traffic for "
-							    "masquerading (0-31)"),
+	F("iptables-masquerade-bit", K_INT, masquerade_bit,
+	  "fwmark bit used to mark traffic for "
+	  "masquerading (0-31)"),
 	F("min-sync-period", K_DURATION, min_sync_ms, "least time between two syncs"),
 	F("sync-period", K_DURATION, sync_ms, "most time between two syncs"),
 	F("cleanup", K_BOOL, cleanup, "remove everything kproxy programmed, then exit"),
 	F("v", K_INT, verbosity, "log verbosity (0-10)"),
-	F("bpf-cgroup-path", K_STRING, bpf_cgroup_path, "cgroup v2 directory for socket load "
-							"balancing (ebpf mode)"),
+	F("bpf-cgroup-path", K_STRING, bpf_cgroup_path,
+	  "cgroup v2 directory for socket load "
+	  "balancing (ebpf mode)"),
 	F("devices", K_STRING, devices, "interfaces for NodePort/LoadBalancer traffic (ebpf mode)"),
 	F("version", K_BOOL, show_version, "print the version and exit"),
 	F("help", K_BOOL, show_help, "print this help and exit"),
@@ -49,8 +56,8 @@ int parse_duration_ms(const char *s, uint64_t *ret_ms)
 	static const struct {
 		const char *unit;
 		double ms;
-	} units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3}, {"ms", 1}, {"s", 1000},
-		     {"m", 60000}, {"h", 3600000}};
+	} units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3},	{"ms", 1},
+		     {"s", 1000},  {"m", 60000}, {"h", 3600000}};
 	double total = 0;
 	const char *p = s;
 
@@ -151,11 +158,10 @@ static int apply(const struct flag *f, const char *v, struct options *o, char *e
 	case K_INT:
 		errno = 0;
 		n = strtol(v, &end, 10);
-		if (errno || end == v || *end || n < 0 || n > (f->offset == offsetof(struct options,
-										  masquerade_bit)
-							     ? 31
-							     : 100)) {
-			snprintf(err, errlen, "--%s: \"%s\" is not a valid number here", f->name, v);
+		if (errno || end == v || *end || n < 0 ||
+		    n > (f->offset == offsetof(struct options, masquerade_bit) ? 31 : 100)) {
+			snprintf(err, errlen, "--%s: \"%s\" is not a valid number here", f->name,
+				 v);
 			return -EINVAL;
 		}
 		if (f->offset == offsetof(struct options, verbosity))

@@ -24,20 +24,20 @@
 #define LB_MAX_BACKENDS (1u << 18)
 
 struct lb4_key {
-	__be32 address;     /* frontend address */
-	__be16 dport;       /* frontend port */
+	__be32 address;	    /* frontend address */
+	__be16 dport;	    /* frontend port */
 	__u16 backend_slot; /* 0: the service entry; 1..count: a backend slot */
-	__u8 proto;         /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
-	__u8 pad[3];        /* zero */
+	__u8 proto;	    /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
+	__u8 pad[3];	    /* zero */
 };
 
 struct lb4_service {
-	__u32 backend_id; /* in a backend slot: the backend's id; 0 in the service entry */
-	__u16 count;      /* in the service entry: number of backend slots */
-	__u8 flags;       /* LB_SVC_F_* */
-	__u8 pad;         /* zero */
+	__u32 backend_id;	/* in a backend slot: the backend's id; 0 in the service entry */
+	__u16 count;		/* in the service entry: number of backend slots */
+	__u8 flags;		/* LB_SVC_F_* */
+	__u8 pad;		/* zero */
 	__u32 affinity_timeout; /* seconds, for LB_SVC_F_AFFINITY */
-	__u32 rev_nat_index;    /* id of the frontend, for reverse translation */
+	__u32 rev_nat_index;	/* id of the frontend, for reverse translation */
 };
 
 /* The service has endpoints only elsewhere: drop instead of rejecting. */
@@ -47,9 +47,9 @@ struct lb4_service {
 
 struct lb4_backend {
 	__be32 address; /* endpoint address */
-	__be16 port;    /* endpoint port */
-	__u8 proto;     /* IPPROTO_* */
-	__u8 flags;     /* reserved, zero */
+	__be16 port;	/* endpoint port */
+	__u8 proto;	/* IPPROTO_* */
+	__u8 flags;	/* reserved, zero */
 };
 
 #endif

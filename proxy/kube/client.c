@@ -94,7 +94,8 @@ static void check_done(struct kube_client *c)
 			default:
 				err = -EIO;
 			}
-			errmsg = req->errbuf[0] ? req->errbuf : curl_easy_strerror(msg->data.result);
+			errmsg =
+				req->errbuf[0] ? req->errbuf : curl_easy_strerror(msg->data.result);
 		}
 		req->ops->done(req, status, err, errmsg, req->data);
 		request_free(req);
@@ -225,15 +226,16 @@ static const char *current_token(struct kube_client *c)
 			n = fread(buf, 1, sizeof(buf) - 1, f);
 			fclose(f);
 			buf[n] = '\0';
-			while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
-					 buf[n - 1] == ' '))
+			while (n > 0 &&
+			       (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 				buf[--n] = '\0';
 			if (n > 0) {
 				char *tok = strdup(buf);
 
 				if (tok) {
 					if (c->file_token)
-						log_v(2, "token file %s changed; using the new token",
+						log_v(2,
+						      "token file %s changed; using the new token",
 						      c->cfg->token_file);
 					free(c->file_token);
 					c->file_token = tok;

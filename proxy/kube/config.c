@@ -45,7 +45,8 @@ static json_t *find_named(json_t *list, const char *name, const char *field)
 
 	if (!json_is_array(list))
 		return NULL;
-	json_array_foreach(list, i, v) {
+	json_array_foreach(list, i, v)
+	{
 		const char *n = json_string_value(json_object_get(v, "name"));
 
 		if (n && !strcmp(n, name)) {
@@ -117,8 +118,8 @@ static int take_file_or_data(json_t *obj, const char *file_key, const char *data
 			return -ENOMEM;
 		if (access(*file_dst, R_OK) < 0) {
 			r = -errno;
-			snprintf(err, errlen, "%s.%s: cannot read %s: %s", where, file_key, *file_dst,
-				 strerror(errno));
+			snprintf(err, errlen, "%s.%s: cannot read %s: %s", where, file_key,
+				 *file_dst, strerror(errno));
 			return r;
 		}
 	}
@@ -171,11 +172,13 @@ static int parse_doc(json_t *doc, const char *dir, struct kube_config *cfg, char
 	if (cur && *cur) {
 		ctx = find_named(json_object_get(doc, "contexts"), cur, "context");
 		if (!ctx) {
-			snprintf(err, errlen, "current-context \"%s\" is not among the contexts", cur);
+			snprintf(err, errlen, "current-context \"%s\" is not among the contexts",
+				 cur);
 			return -EINVAL;
 		}
 	} else if (json_array_size(json_object_get(doc, "contexts")) == 1) {
-		ctx = json_object_get(json_array_get(json_object_get(doc, "contexts"), 0), "context");
+		ctx = json_object_get(json_array_get(json_object_get(doc, "contexts"), 0),
+				      "context");
 	}
 	if (ctx) {
 		if ((r = opt_string(ctx, "cluster", "context", &cluster_name, err, errlen)) < 0 ||
@@ -183,8 +186,8 @@ static int parse_doc(json_t *doc, const char *dir, struct kube_config *cfg, char
 			return r;
 	} else if (json_array_size(json_object_get(doc, "clusters")) == 1) {
 		/* No context at all: a file with one cluster and at most one user. */
-		cluster_name = json_string_value(
-			json_object_get(json_array_get(json_object_get(doc, "clusters"), 0), "name"));
+		cluster_name = json_string_value(json_object_get(
+			json_array_get(json_object_get(doc, "clusters"), 0), "name"));
 		if (json_array_size(json_object_get(doc, "users")) == 1)
 			user_name = json_string_value(json_object_get(
 				json_array_get(json_object_get(doc, "users"), 0), "name"));
@@ -211,7 +214,8 @@ static int parse_doc(json_t *doc, const char *dir, struct kube_config *cfg, char
 	if (server && *server && (r = normalize_server(server, &cfg->server, err, errlen)) < 0)
 		return r;
 	v = json_object_get(cluster, "insecure-skip-tls-verify");
-	cfg->insecure = json_is_true(v) || (json_is_string(v) && !strcmp(json_string_value(v), "true"));
+	cfg->insecure =
+		json_is_true(v) || (json_is_string(v) && !strcmp(json_string_value(v), "true"));
 	if ((r = opt_string(cluster, "tls-server-name", "cluster", &tls_name, err, errlen)) < 0)
 		return r;
 	if (tls_name && *tls_name && !(cfg->tls_server_name = strdup(tls_name)))
@@ -223,8 +227,9 @@ static int parse_doc(json_t *doc, const char *dir, struct kube_config *cfg, char
 	if (!user)
 		return 0;
 	if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
-		snprintf(err, errlen, "user \"%s\": exec and auth-provider credentials are not "
-				      "supported; use a token, a token file or a client certificate",
+		snprintf(err, errlen,
+			 "user \"%s\": exec and auth-provider credentials are not "
+			 "supported; use a token, a token file or a client certificate",
 			 user_name);
 		return -ENOTSUP;
 	}
@@ -246,8 +251,9 @@ static int parse_doc(json_t *doc, const char *dir, struct kube_config *cfg, char
 		    0)
 		return r;
 	if (!!(cfg->cert_file || cfg->cert_pem) != !!(cfg->key_file || cfg->key_pem)) {
-		snprintf(err, errlen, "user \"%s\": a client certificate needs a client key and "
-				      "the other way round",
+		snprintf(err, errlen,
+			 "user \"%s\": a client certificate needs a client key and "
+			 "the other way round",
 			 user_name);
 		return -EINVAL;
 	}
@@ -313,8 +319,7 @@ static int read_file(const char *path, char **ret, size_t *ret_len)
 	return 0;
 }
 
-static int load_kubeconfig(const char *path, struct kube_config **ret_cfg, char *err,
-			   size_t errlen)
+static int load_kubeconfig(const char *path, struct kube_config **ret_cfg, char *err, size_t errlen)
 {
 	char origin[512], inner[400];
 	char *text = NULL, *pathcopy;
@@ -391,8 +396,9 @@ int kube_config_load(const char *kubeconfig, const char *master, struct kube_con
 		cfg = calloc(1, sizeof(*cfg));
 		r = cfg && (cfg->origin = strdup("--master")) ? 0 : -ENOMEM;
 	} else {
-		snprintf(err, errlen, "no API server: give --kubeconfig or --master, or run in a "
-				      "cluster");
+		snprintf(err, errlen,
+			 "no API server: give --kubeconfig or --master, or run in a "
+			 "cluster");
 		r = -EINVAL;
 	}
 	if (r < 0) {

@@ -8,21 +8,21 @@
 #include <stddef.h>
 
 struct kube_config {
-	char *server;        /* "https://host:port", no trailing slash */
-	char *token;         /* bearer token given inline, or NULL */
-	char *token_file;    /* bearer token file, re-read when it changes, or NULL */
-	char *ca_file;       /* PEM file of CAs to trust, or NULL */
-	char *ca_pem;        /* PEM text of CAs to trust, or NULL */
+	char *server;	  /* "https://host:port", no trailing slash */
+	char *token;	  /* bearer token given inline, or NULL */
+	char *token_file; /* bearer token file, re-read when it changes, or NULL */
+	char *ca_file;	  /* PEM file of CAs to trust, or NULL */
+	char *ca_pem;	  /* PEM text of CAs to trust, or NULL */
 	size_t ca_pem_len;
-	char *cert_file;     /* client certificate (PEM) file, or NULL */
-	char *cert_pem;      /* client certificate PEM text, or NULL */
+	char *cert_file; /* client certificate (PEM) file, or NULL */
+	char *cert_pem;	 /* client certificate PEM text, or NULL */
 	size_t cert_pem_len;
-	char *key_file;      /* client key file, or NULL */
-	char *key_pem;       /* client key PEM text, or NULL */
+	char *key_file; /* client key file, or NULL */
+	char *key_pem;	/* client key PEM text, or NULL */
 	size_t key_pem_len;
 	char *tls_server_name; /* name to verify instead of the host's, or NULL */
-	bool insecure;       /* insecure-skip-tls-verify */
-	char *origin;        /* where this came from, for messages */
+	bool insecure;	       /* insecure-skip-tls-verify */
+	char *origin;	       /* where this came from, for messages */
 };
 
 /* Loads the configuration as kube-proxy does: the kubeconfig file when one is

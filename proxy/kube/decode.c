@@ -79,8 +79,8 @@ static int get_object(struct dctx *c, json_t *parent, const char *key, const cha
 	return 0;
 }
 
-static int get_array(struct dctx *c, json_t *parent, const char *key, const char *path,
-		     size_t max, json_t **ret)
+static int get_array(struct dctx *c, json_t *parent, const char *key, const char *path, size_t max,
+		     json_t **ret)
 {
 	json_t *v = json_object_get(parent, key);
 
@@ -131,8 +131,8 @@ static int get_bool(struct dctx *c, json_t *parent, const char *key, const char 
 }
 
 /* Integers within [min, max]; *present tells whether the field was given. */
-static int get_int(struct dctx *c, json_t *parent, const char *key, const char *path,
-		   long long min, long long max, long long *ret, bool *present)
+static int get_int(struct dctx *c, json_t *parent, const char *key, const char *path, long long min,
+		   long long max, long long *ret, bool *present)
 {
 	json_t *v = json_object_get(parent, key);
 
@@ -298,7 +298,8 @@ static int decode_ip_list(struct dctx *c, json_t *arr, const char *path, struct 
 	ips = calloc(json_array_size(arr), sizeof(*ips));
 	if (!ips)
 		return -ENOMEM;
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		struct ipaddr a;
 		bool dup = false;
 		int r;
@@ -331,7 +332,8 @@ static int decode_svc_ports(struct dctx *c, json_t *spec, struct service *svc)
 	svc->ports = calloc(json_array_size(ports), sizeof(*svc->ports));
 	if (!svc->ports)
 		return -ENOMEM;
-	json_array_foreach(ports, i, p) {
+	json_array_foreach(ports, i, p)
+	{
 		struct svc_port_spec *sp = &svc->ports[svc->n_ports];
 		const char *name = NULL, *proto = NULL;
 		long long port = 0, node_port = 0;
@@ -383,8 +385,7 @@ static int decode_svc_cluster_ips(struct dctx *c, json_t *spec, struct service *
 	    (r = get_array(c, spec, "clusterIPs", "spec.clusterIPs", 2, &cips)) < 0)
 		return r;
 	if ((cip && !strcmp(cip, "None")) ||
-	    (cips && json_array_size(cips) &&
-	     json_is_string(json_array_get(cips, 0)) &&
+	    (cips && json_array_size(cips) && json_is_string(json_array_get(cips, 0)) &&
 	     !strcmp(json_string_value(json_array_get(cips, 0)), "None"))) {
 		svc->headless = true;
 		return 0;
@@ -432,22 +433,23 @@ static int decode_svc_lb_status(struct dctx *c, json_t *obj, struct service *svc
 		return r;
 	if (!lb)
 		return 0;
-	if ((r = get_array(c, lb, "ingress", "status.loadBalancer.ingress", MAX_IPS, &ingress)) <
-	    0)
+	if ((r = get_array(c, lb, "ingress", "status.loadBalancer.ingress", MAX_IPS, &ingress)) < 0)
 		return r;
 	if (!ingress || !json_array_size(ingress))
 		return 0;
 	svc->lb_ips = calloc(json_array_size(ingress), sizeof(*svc->lb_ips));
 	if (!svc->lb_ips)
 		return -ENOMEM;
-	json_array_foreach(ingress, i, ing) {
+	json_array_foreach(ingress, i, ing)
+	{
 		const char *ip = NULL, *mode = NULL;
 		char path[64];
 		struct ipaddr a;
 		bool dup = false;
 
 		if (!json_is_object(ing))
-			return bad(c, "status.loadBalancer.ingress[%zu]: expected an object, got %s",
+			return bad(c,
+				   "status.loadBalancer.ingress[%zu]: expected an object, got %s",
 				   i, type_name(ing));
 		snprintf(path, sizeof(path), "status.loadBalancer.ingress[%zu].ip", i);
 		if ((r = get_string(c, ing, "ip", path, 64, &ip)) < 0)
@@ -461,8 +463,9 @@ static int decode_svc_lb_status(struct dctx *c, json_t *obj, struct service *svc
 		if (!ip || !*ip)
 			continue;
 		if (ipaddr_parse(ip, &a) < 0)
-			return bad(c, "status.loadBalancer.ingress[%zu].ip: \"%.64s\" is not an IP "
-				      "address",
+			return bad(c,
+				   "status.loadBalancer.ingress[%zu].ip: \"%.64s\" is not an IP "
+				   "address",
 				   i, ip);
 		/* With ipMode Proxy the load balancer delivers traffic to the node
 		 * with its own address as destination: the node must not capture the
@@ -493,7 +496,8 @@ static int decode_source_ranges(struct dctx *c, json_t *obj, json_t *spec, struc
 
 		if ((r = get_object(c, meta, "annotations", "metadata.annotations", &ann)) < 0)
 			return r;
-		if (ann && (r = get_string(c, ann, "service.beta.kubernetes.io/load-balancer-source-ranges",
+		if (ann && (r = get_string(c, ann,
+					   "service.beta.kubernetes.io/load-balancer-source-ranges",
 					   "metadata.annotations[load-balancer-source-ranges]",
 					   65536, &annotation)) < 0)
 			return r;
@@ -509,23 +513,29 @@ static int decode_source_ranges(struct dctx *c, json_t *obj, json_t *spec, struc
 				cap += *p == ',';
 			if (cap > MAX_SOURCE_RANGES) {
 				free(copy);
-				return bad(c, "load-balancer-source-ranges annotation: too many ranges");
+				return bad(
+					c,
+					"load-balancer-source-ranges annotation: too many ranges");
 			}
 			svc->source_ranges = calloc(cap, sizeof(*svc->source_ranges));
 			if (!svc->source_ranges) {
 				free(copy);
 				return -ENOMEM;
 			}
-			for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			for (tok = strtok_r(copy, ",", &save); tok;
+			     tok = strtok_r(NULL, ",", &save)) {
 				while (*tok == ' ')
 					tok++;
 				for (char *e = tok + strlen(tok); e > tok && e[-1] == ' '; e--)
 					e[-1] = '\0';
 				if (!*tok)
 					continue;
-				if (cidr_parse(tok, true, &svc->source_ranges[svc->n_source_ranges]) < 0) {
-					r = bad(c, "load-balancer-source-ranges annotation: \"%.64s\" is "
-						   "not a CIDR",
+				if (cidr_parse(tok, true,
+					       &svc->source_ranges[svc->n_source_ranges]) < 0) {
+					r = bad(c,
+						"load-balancer-source-ranges annotation: \"%.64s\" "
+						"is "
+						"not a CIDR",
 						tok);
 					free(copy);
 					return r;
@@ -539,13 +549,15 @@ static int decode_source_ranges(struct dctx *c, json_t *obj, json_t *spec, struc
 	svc->source_ranges = calloc(json_array_size(ranges), sizeof(*svc->source_ranges));
 	if (!svc->source_ranges)
 		return -ENOMEM;
-	json_array_foreach(ranges, i, v) {
+	json_array_foreach(ranges, i, v)
+	{
 		char buf[80];
 		const char *s;
 		size_t len;
 
 		if (!json_is_string(v))
-			return bad(c, "spec.loadBalancerSourceRanges[%zu]: expected a string, got %s",
+			return bad(c,
+				   "spec.loadBalancerSourceRanges[%zu]: expected a string, got %s",
 				   i, type_name(v));
 		s = json_string_value(v);
 		while (*s == ' ')
@@ -626,7 +638,8 @@ static int decode_service_fields(struct dctx *c, json_t *obj, struct service *sv
 	else
 		return bad(c, "spec.type: unknown type \"%.32s\"", type);
 
-	if ((r = decode_svc_cluster_ips(c, spec, svc)) < 0 || (r = decode_svc_ports(c, spec, svc)) < 0)
+	if ((r = decode_svc_cluster_ips(c, spec, svc)) < 0 ||
+	    (r = decode_svc_ports(c, spec, svc)) < 0)
 		return r;
 	if ((r = get_array(c, spec, "externalIPs", "spec.externalIPs", MAX_IPS, &eips)) < 0 ||
 	    (r = decode_ip_list(c, eips, "spec.externalIPs", &svc->external_ips,
@@ -650,7 +663,8 @@ static int decode_service_fields(struct dctx *c, json_t *obj, struct service *sv
 	else if (affinity && *affinity && strcmp(affinity, "None"))
 		return bad(c, "spec.sessionAffinity: unknown value \"%.32s\"", affinity);
 	svc->affinity_timeout = 10800;
-	if ((r = get_object(c, spec, "sessionAffinityConfig", "spec.sessionAffinityConfig", &sac)) < 0)
+	if ((r = get_object(c, spec, "sessionAffinityConfig", "spec.sessionAffinityConfig", &sac)) <
+	    0)
 		return r;
 	if (sac) {
 		json_t *cip;
@@ -666,8 +680,8 @@ static int decode_service_fields(struct dctx *c, json_t *obj, struct service *sv
 			svc->affinity_timeout = (uint32_t)v;
 	}
 
-	if ((r = get_string(c, spec, "trafficDistribution", "spec.trafficDistribution", 64, &dist)) <
-	    0)
+	if ((r = get_string(c, spec, "trafficDistribution", "spec.trafficDistribution", 64,
+			    &dist)) < 0)
 		return r;
 	if (dist && (!strcmp(dist, "PreferClose") || !strcmp(dist, "PreferSameZone")))
 		svc->traffic_dist = TRAFFIC_DIST_PREFER_ZONE;
@@ -727,7 +741,8 @@ static int decode_hint_names(struct dctx *c, json_t *hints, const char *key, con
 	*ret = calloc(json_array_size(arr), sizeof(char *));
 	if (!*ret)
 		return -ENOMEM;
-	json_array_foreach(arr, i, h) {
+	json_array_foreach(arr, i, h)
+	{
 		const char *name = NULL;
 		char p[96];
 
@@ -766,8 +781,8 @@ static int decode_slice_endpoint(struct dctx *c, json_t *e, size_t i, uint8_t fa
 	if ((r = parse_ip(c, json_array_get(addrs, 0), path, &ep->addr)) < 0)
 		return r;
 	if (ep->addr.family != family)
-		return bad(c, "%s: %s is not an address of the slice's family",
-			   path, json_string_value(json_array_get(addrs, 0)));
+		return bad(c, "%s: %s is not an address of the slice's family", path,
+			   json_string_value(json_array_get(addrs, 0)));
 
 	snprintf(path, sizeof(path), "endpoints[%zu].conditions", i);
 	if ((r = get_object(c, e, "conditions", path, &cond)) < 0)
@@ -848,9 +863,9 @@ static int decode_slice_fields(struct dctx *c, json_t *obj, struct endpoint_slic
 		return bad(c, "addressType: unknown type \"%.16s\"", at);
 	if ((r = get_labels(c, obj, &labels)) < 0)
 		return r;
-	if (labels && (r = get_string(c, labels, "kubernetes.io/service-name",
-				      "metadata.labels[kubernetes.io/service-name]", 63,
-				      &svc_name)) < 0)
+	if (labels &&
+	    (r = get_string(c, labels, "kubernetes.io/service-name",
+			    "metadata.labels[kubernetes.io/service-name]", 63, &svc_name)) < 0)
 		return r;
 	if (!svc_name || !*svc_name) {
 		/* Not managed for a Service: nothing for a proxy to do. */
@@ -858,8 +873,9 @@ static int decode_slice_fields(struct dctx *c, json_t *obj, struct endpoint_slic
 		return 0;
 	}
 	if (!is_dns_label(svc_name))
-		return bad(c, "metadata.labels[kubernetes.io/service-name]: \"%.64s\" is not a "
-			      "valid Service name",
+		return bad(c,
+			   "metadata.labels[kubernetes.io/service-name]: \"%.64s\" is not a "
+			   "valid Service name",
 			   svc_name);
 	s->ns = strdup(ns);
 	s->name = strdup(name);
@@ -873,7 +889,8 @@ static int decode_slice_fields(struct dctx *c, json_t *obj, struct endpoint_slic
 		s->ports = calloc(json_array_size(ports), sizeof(*s->ports));
 		if (!s->ports)
 			return -ENOMEM;
-		json_array_foreach(ports, i, v) {
+		json_array_foreach(ports, i, v)
+		{
 			struct eps_port *p = &s->ports[s->n_ports];
 			const char *pname = NULL, *proto = NULL;
 			long long port = 0;
@@ -909,7 +926,8 @@ static int decode_slice_fields(struct dctx *c, json_t *obj, struct endpoint_slic
 		s->endpoints = calloc(json_array_size(eps), sizeof(*s->endpoints));
 		if (!s->endpoints)
 			return -ENOMEM;
-		json_array_foreach(eps, i, v) {
+		json_array_foreach(eps, i, v)
+		{
 			/* Count first, so a partly decoded endpoint is freed too. */
 			s->n_endpoints++;
 			if ((r = decode_slice_endpoint(c, v, i, s->family, &s->endpoints[i])) < 0)
@@ -969,11 +987,13 @@ int decode_node(json_t *obj, struct node_info **ret_obj, char *err, size_t errle
 		goto fail;
 	if (labels) {
 		if ((r = get_string(&c, labels, "topology.kubernetes.io/zone",
-				    "metadata.labels[topology.kubernetes.io/zone]", 253, &zone)) < 0)
+				    "metadata.labels[topology.kubernetes.io/zone]", 253, &zone)) <
+		    0)
 			goto fail;
-		if (!zone && (r = get_string(&c, labels, "failure-domain.beta.kubernetes.io/zone",
-					     "metadata.labels[failure-domain.beta.kubernetes.io/zone]",
-					     253, &zone)) < 0)
+		if (!zone &&
+		    (r = get_string(&c, labels, "failure-domain.beta.kubernetes.io/zone",
+				    "metadata.labels[failure-domain.beta.kubernetes.io/zone]", 253,
+				    &zone)) < 0)
 			goto fail;
 		if (zone && *zone && !(n->zone = strdup(zone)))
 			goto nomem;
@@ -983,7 +1003,8 @@ int decode_node(json_t *obj, struct node_info **ret_obj, char *err, size_t errle
 	if (spec) {
 		if ((r = get_array(&c, spec, "taints", "spec.taints", 1000, &taints)) < 0)
 			goto fail;
-		json_array_foreach(taints, i, v) {
+		json_array_foreach(taints, i, v)
+		{
 			const char *k = json_string_value(json_object_get(v, "key"));
 
 			if (k && !strcmp(k, "ToBeDeletedByClusterAutoscaler"))
@@ -993,13 +1014,15 @@ int decode_node(json_t *obj, struct node_info **ret_obj, char *err, size_t errle
 	if ((r = get_object(&c, obj, "status", "status", &status)) < 0)
 		goto fail;
 	if (status) {
-		if ((r = get_array(&c, status, "addresses", "status.addresses", MAX_IPS, &addrs)) < 0)
+		if ((r = get_array(&c, status, "addresses", "status.addresses", MAX_IPS, &addrs)) <
+		    0)
 			goto fail;
 		if (addrs && json_array_size(addrs)) {
 			n->addrs = calloc(json_array_size(addrs), sizeof(*n->addrs));
 			if (!n->addrs)
 				goto nomem;
-			json_array_foreach(addrs, i, v) {
+			json_array_foreach(addrs, i, v)
+			{
 				const char *type = json_string_value(json_object_get(v, "type"));
 				const char *a = json_string_value(json_object_get(v, "address"));
 

@@ -144,7 +144,8 @@ static void retry_later(struct reflector *r, enum next next, long retry_after_s)
 		delay = (unsigned)retry_after_s * 1000u;
 	} else {
 		delay = jitter(r->backoff_ms);
-		r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+		r->backoff_ms =
+			r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 	}
 	r->state = WAITING;
 	log_v(2, "%s: next %s in %u ms", r->type->kind, next == NEXT_LIST ? "list" : "watch",
@@ -177,8 +178,8 @@ static void apply_object(struct reflector *r, json_t *obj, bool from_list)
 		log_warn("%s rejected: %s", r->type->kind, err);
 		return;
 	}
-	rv = json_string_value(json_object_get(json_object_get(obj, "metadata"),
-					       "resourceVersion"));
+	rv = json_string_value(
+		json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
 	e = hashmap_get_str(r->cache, key);
 	if (e && from_list)
 		e->seen = true;
@@ -297,14 +298,15 @@ static void list_done(struct kube_request *req, long status, int err, const char
 				 r->body.p ? r->body.p : "");
 		buf_reset(&r->body, true);
 		set_str(&r->continue_token, NULL);
-		retry_later(r, NEXT_LIST, (status == 429 || status >= 500) ? kube_request_retry_after(req)
-									  : -1);
+		retry_later(r, NEXT_LIST,
+			    (status == 429 || status >= 500) ? kube_request_retry_after(req) : -1);
 		return;
 	}
 	doc = json_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
 	buf_reset(&r->body, false);
 	items = doc ? json_object_get(doc, "items") : NULL;
-	if (!doc || !json_is_object(doc) || (items && !json_is_array(items) && !json_is_null(items))) {
+	if (!doc || !json_is_object(doc) ||
+	    (items && !json_is_array(items) && !json_is_null(items))) {
 		r->stats.errors++;
 		log_warn("%s: list response is not a list: %s", r->type->kind,
 			 doc ? "unexpected JSON" : jerr.text);
@@ -313,10 +315,10 @@ static void list_done(struct kube_request *req, long status, int err, const char
 		retry_later(r, NEXT_LIST, -1);
 		return;
 	}
-	json_array_foreach(items, i, item)
-		apply_object(r, item, true);
+	json_array_foreach(items, i, item) apply_object(r, item, true);
 	cont = json_string_value(json_object_get(json_object_get(doc, "metadata"), "continue"));
-	rv = json_string_value(json_object_get(json_object_get(doc, "metadata"), "resourceVersion"));
+	rv = json_string_value(
+		json_object_get(json_object_get(doc, "metadata"), "resourceVersion"));
 	if (rv && *rv)
 		set_str(&r->list_rv, rv);
 	if (cont && *cont) {
@@ -420,7 +422,8 @@ static int watch_line(struct reflector *r, const char *line, size_t len)
 		return -EBADMSG;
 	}
 	r->saw_event = true;
-	rv = json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+	rv = json_string_value(
+		json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
 	if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED")) {
 		apply_object(r, obj, false);
 	} else if (!strcmp(type, "DELETED")) {
@@ -533,9 +536,8 @@ static void watch_done(struct kube_request *req, long status, int err, const cha
 			log_warn("%s: watch failed: HTTP %ld: %.300s", r->type->kind, status,
 				 r->body.p ? r->body.p : "");
 		buf_reset(&r->body, true);
-		retry_later(r, NEXT_WATCH, (status == 429 || status >= 500)
-						   ? kube_request_retry_after(req)
-						   : -1);
+		retry_later(r, NEXT_WATCH,
+			    (status == 429 || status >= 500) ? kube_request_retry_after(req) : -1);
 		return;
 	}
 	/* The server closed the stream normally (timeoutSeconds): resume. */

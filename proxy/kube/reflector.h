@@ -38,7 +38,7 @@ struct reflector_handler {
 
 struct reflector_stats {
 	uint64_t rejected;     /* objects refused by the decoder */
-	uint64_t lists;        /* lists completed */
+	uint64_t lists;	       /* lists completed */
 	uint64_t watch_starts; /* watches started */
 	uint64_t errors;       /* failed requests and broken streams */
 };

@@ -29,9 +29,9 @@ enum traffic_dist {
 };
 
 struct svc_port_spec {
-	char *name;         /* "" when the port is unnamed */
+	char *name;	    /* "" when the port is unnamed */
 	uint8_t protocol;   /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
-	uint16_t port;      /* 1-65535 */
+	uint16_t port;	    /* 1-65535 */
 	uint16_t node_port; /* 0 when the Service has none for this port */
 };
 
@@ -39,7 +39,7 @@ struct service {
 	char *ns;
 	char *name;
 	enum svc_type type;
-	bool headless;       /* clusterIP "None" */
+	bool headless;	     /* clusterIP "None" */
 	bool has_proxy_name; /* labelled service.kubernetes.io/service-proxy-name */
 	/* spec.clusterIPs (or clusterIP), primary family first; at most one per family. */
 	struct ipaddr *cluster_ips;
@@ -70,16 +70,16 @@ enum {
 };
 
 struct eps_port {
-	char *name;       /* "" when unnamed */
+	char *name;	  /* "" when unnamed */
 	uint8_t protocol; /* IPPROTO_* */
-	uint16_t port;    /* 0: the slice gives no port (the endpoint cannot be used) */
+	uint16_t port;	  /* 0: the slice gives no port (the endpoint cannot be used) */
 };
 
 struct eps_endpoint {
 	struct ipaddr addr; /* addresses[0], as kube-proxy uses */
 	uint8_t conditions; /* EP_READY | EP_SERVING | EP_TERMINATING */
 	char *node_name;    /* NULL when absent */
-	char *zone;         /* NULL when absent */
+	char *zone;	    /* NULL when absent */
 	char **hint_zones;  /* hints.forZones[].name */
 	size_t n_hint_zones;
 	char **hint_nodes; /* hints.forNodes[].name */
@@ -90,7 +90,7 @@ struct endpoint_slice {
 	char *ns;
 	char *name;
 	char *service_name; /* label kubernetes.io/service-name */
-	uint8_t family;     /* AF_INET or AF_INET6 (FQDN slices are not decoded) */
+	uint8_t family;	    /* AF_INET or AF_INET6 (FQDN slices are not decoded) */
 	struct eps_port *ports;
 	size_t n_ports;
 	struct eps_endpoint *endpoints;
@@ -99,9 +99,9 @@ struct endpoint_slice {
 
 struct node_info {
 	char *name;
-	char *zone; /* label topology.kubernetes.io/zone, or NULL */
-	bool deleting; /* metadata.deletionTimestamp set */
-	bool to_be_deleted; /* tainted ToBeDeletedByClusterAutoscaler */
+	char *zone;	      /* label topology.kubernetes.io/zone, or NULL */
+	bool deleting;	      /* metadata.deletionTimestamp set */
+	bool to_be_deleted;   /* tainted ToBeDeletedByClusterAutoscaler */
 	struct ipaddr *addrs; /* status.addresses of type InternalIP/ExternalIP */
 	size_t n_addrs;
 };

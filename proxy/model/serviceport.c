@@ -144,9 +144,9 @@ static int categorize(struct svc_port *sp, const struct hinted *h, const struct 
 
 		if (!(f & EP_LOCAL))
 			continue;
-		if (local_ready ? (f & EP_READY)
-				: (f & (EP_SERVING | EP_TERMINATING)) ==
-					  (EP_SERVING | EP_TERMINATING))
+		if (local_ready
+			    ? (f & EP_READY)
+			    : (f & (EP_SERVING | EP_TERMINATING)) == (EP_SERVING | EP_TERMINATING))
 			sp->local_eps[sp->n_local_eps++] = sp->eps[i];
 	}
 	return 0;
@@ -244,8 +244,8 @@ static int gather(struct svc_port *sp, const struct svc_port_spec *spec,
 	return 0;
 }
 
-static int copy_family_ips(const struct ipaddr *src, size_t n, uint8_t family,
-			   struct ipaddr **ret, size_t *ret_n)
+static int copy_family_ips(const struct ipaddr *src, size_t n, uint8_t family, struct ipaddr **ret,
+			   size_t *ret_n)
 {
 	*ret = NULL;
 	*ret_n = 0;

@@ -23,10 +23,10 @@ struct endpoint {
 };
 
 struct svc_port {
-	char *ns;        /* the Service's namespace */
-	char *name;      /* the Service's name */
+	char *ns;	 /* the Service's namespace */
+	char *name;	 /* the Service's name */
 	char *port_name; /* "" when unnamed */
-	uint8_t family;  /* AF_INET or AF_INET6 */
+	uint8_t family;	 /* AF_INET or AF_INET6 */
 	uint8_t protocol;
 	uint16_t port;
 	uint16_t node_port;    /* 0: none */
@@ -41,7 +41,7 @@ struct svc_port {
 	size_t n_source_ranges;
 	bool etp_local; /* external traffic to local endpoints only */
 	bool itp_local; /* internal traffic to local endpoints only */
-	bool affinity;  /* sessionAffinity ClientIP */
+	bool affinity;	/* sessionAffinity ClientIP */
 	uint32_t affinity_timeout;
 	/* Every endpoint of this port and family, sorted by address and port. */
 	struct endpoint *eps;

@@ -23,9 +23,9 @@ struct tracker {
 	char *node_name;
 	struct node_info *node;
 	struct hashmap *services;  /* key → struct service */
-	struct hashmap *slices;    /* slice key → struct endpoint_slice */
-	struct hashmap *groups;    /* service key → struct slice_group */
-	struct hashmap *dirty;     /* service key → (void *)1 */
+	struct hashmap *slices;	   /* slice key → struct endpoint_slice */
+	struct hashmap *groups;	   /* service key → struct slice_group */
+	struct hashmap *dirty;	   /* service key → (void *)1 */
 	struct hashmap *published; /* service key → struct svc_ports */
 	struct tracker_stats stats;
 };
@@ -222,8 +222,8 @@ void tracker_node_set(struct tracker *t, struct node_info *node)
 {
 	const char *old_zone = t->node ? t->node->zone : NULL;
 	const char *new_zone = node ? node->zone : NULL;
-	bool zone_changed = (!old_zone) != (!new_zone) ||
-			    (old_zone && new_zone && strcmp(old_zone, new_zone));
+	bool zone_changed =
+		(!old_zone) != (!new_zone) || (old_zone && new_zone && strcmp(old_zone, new_zone));
 
 	node_info_free(t->node);
 	t->node = node;

@@ -21,9 +21,9 @@
 struct tracker;
 
 struct tracker_change {
-	char *key;                  /* "namespace/name" of the Service */
+	char *key;		     /* "namespace/name" of the Service */
 	const struct svc_ports *old; /* what the dataplane has; NULL for nothing */
-	struct svc_ports *new;       /* what it must have; NULL for nothing */
+	struct svc_ports *new;	     /* what it must have; NULL for nothing */
 };
 
 struct tracker_changes {
@@ -35,8 +35,8 @@ struct tracker_changes {
 struct tracker_stats {
 	uint64_t service_changes;  /* Service events seen */
 	uint64_t endpoint_changes; /* EndpointSlice events seen */
-	size_t services;           /* Services known */
-	size_t slices;             /* EndpointSlices known */
+	size_t services;	   /* Services known */
+	size_t slices;		   /* EndpointSlices known */
 };
 
 /* node_name: this node, for endpoint locality; copied. Returns 0 or -ENOMEM. */

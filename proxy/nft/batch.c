@@ -165,8 +165,8 @@ static int note(struct nft_batch *b, uint32_t seq, const char *what)
 	return 0;
 }
 
-struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t family,
-			       uint16_t flags, const char *what)
+struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t family, uint16_t flags,
+			       const char *what)
 {
 	uint32_t seq;
 
@@ -191,10 +191,8 @@ static int elems_open_msg(struct nft_batch *b)
 	char what[160];
 	uint16_t flags = b->elem_type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0;
 
-	snprintf(what, sizeof(what), "%s elements of set %s", b->elem_type == NFT_MSG_NEWSETELEM
-								       ? "adding"
-								       : "deleting",
-		 b->elem_set);
+	snprintf(what, sizeof(what), "%s elements of set %s",
+		 b->elem_type == NFT_MSG_NEWSETELEM ? "adding" : "deleting", b->elem_set);
 	b->in_elems = false; /* nft_batch_msg() must not close the run */
 	b->elem_nlh = nft_batch_msg(b, b->elem_type, b->elem_family, flags, what);
 	if (!b->elem_nlh)
@@ -245,8 +243,8 @@ void nft_batch_elems_done(struct nft_batch *b)
  * message for the same set when the current one is full. */
 static int elem_room(struct nft_batch *b, size_t size)
 {
-	size_t used = (size_t)((char *)mnl_nlmsg_get_payload_tail(b->elem_nlh) -
-			       (char *)b->elem_list);
+	size_t used =
+		(size_t)((char *)mnl_nlmsg_get_payload_tail(b->elem_nlh) - (char *)b->elem_list);
 
 	if (used + size < ELEMS_MAX_BYTES)
 		return 0;
@@ -346,7 +344,8 @@ static const char *ext_ack_msg(const struct nlmsghdr *nlh)
 		return NULL;
 	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
 		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
-	mnl_attr_for_each(a, nlh, off) {
+	mnl_attr_for_each(a, nlh, off)
+	{
 		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG)
 			return mnl_attr_get_str(a);
 	}

@@ -33,8 +33,8 @@ size_t nft_batch_bytes(const struct nft_batch *b);
 /* Starts a message of NFT_MSG_* type; what describes it in error messages.
  * The header stays valid (room for one message is reserved) until the next
  * call on the batch.  Returns NULL on allocation failure. */
-struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t family,
-			       uint16_t flags, const char *what);
+struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t family, uint16_t flags,
+			       const char *what);
 /* Accounts the message started last, after its payload has been written. */
 void nft_batch_msg_done(struct nft_batch *b, struct nlmsghdr *nlh);
 

@@ -51,7 +51,7 @@ struct elems {
 
 struct nft_fam {
 	uint8_t nfproto; /* NFPROTO_IPV4 or NFPROTO_IPV6 */
-	uint8_t af;      /* AF_INET or AF_INET6 */
+	uint8_t af;	 /* AF_INET or AF_INET6 */
 	bool enabled;
 };
 
@@ -518,8 +518,8 @@ static int render_ports(struct dataplane *dp, const struct svc_ports *ports, str
 	return 0;
 }
 
-static int build_full(struct dataplane *dp, const struct tracker_changes *ch,
-		      struct nft_batch *b, struct elems *adds)
+static int build_full(struct dataplane *dp, const struct tracker_changes *ch, struct nft_batch *b,
+		      struct elems *adds)
 {
 	struct elems none = {0};
 	struct chain_change *cc = NULL;
@@ -579,8 +579,8 @@ static int build_incremental(struct dataplane *dp, const struct tracker_changes 
 		r = chain_refs(dp, dels, adds, &cc, &ncc);
 	for (size_t i = 0; i < ncc && r == 0; i++) {
 		if (cc[i].before == 0 && cc[i].after > 0)
-			r = nft_ruleset_lb_chain(b, dp->fam[cc[i].fam].nfproto, cc[i].kind,
-						 cc[i].n, true);
+			r = nft_ruleset_lb_chain(b, dp->fam[cc[i].fam].nfproto, cc[i].kind, cc[i].n,
+						 true);
 	}
 	if (r == 0)
 		r = emit_elems(dp, b, dels, false);
@@ -588,8 +588,8 @@ static int build_incremental(struct dataplane *dp, const struct tracker_changes 
 		r = emit_elems(dp, b, adds, true);
 	for (size_t i = 0; i < ncc && r == 0; i++) {
 		if (cc[i].before > 0 && cc[i].after == 0)
-			r = nft_ruleset_lb_chain(b, dp->fam[cc[i].fam].nfproto, cc[i].kind,
-						 cc[i].n, false);
+			r = nft_ruleset_lb_chain(b, dp->fam[cc[i].fam].nfproto, cc[i].kind, cc[i].n,
+						 false);
 	}
 	free(cc);
 	return r;
@@ -632,8 +632,8 @@ static int nft_sync(struct dataplane *dp, const struct tracker_changes *ch, char
 		dp->stats.last_changes = adds.n + dels.n;
 		dp->stats.elements += adds.n;
 		dp->stats.elements -= dels.n;
-		log_v(4, "nftables: %zu messages, %zu bytes, +%zu -%zu elements", nft_batch_count(b),
-		      nft_batch_bytes(b), adds.n, dels.n);
+		log_v(4, "nftables: %zu messages, %zu bytes, +%zu -%zu elements",
+		      nft_batch_count(b), nft_batch_bytes(b), adds.n, dels.n);
 	}
 	nft_batch_free(b);
 	free(dels.v);

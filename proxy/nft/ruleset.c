@@ -34,12 +34,12 @@
 #define SRCNAT 100
 
 /* nft's type ids, so that "nft list ruleset" shows the sets readably. */
-#define T_IPADDR   7
-#define T_IP6ADDR  8
-#define T_PROTO	   12
-#define T_SERVICE  13
-#define T_MARK	   19
-#define TYPE_BITS  6
+#define T_IPADDR  7
+#define T_IP6ADDR 8
+#define T_PROTO	  12
+#define T_SERVICE 13
+#define T_MARK	  19
+#define TYPE_BITS 6
 
 const struct nft_set_def nft_sets[SET_COUNT] = {
 	[SET_FE_INT] = {"fe-int", KEY_FRONTEND, DATA_VERDICT},
@@ -186,7 +186,7 @@ static void e_cmp(struct nftnl_rule *r, uint32_t sreg, uint32_t op, const void *
 
 /* dreg = (sreg & mask) ^ xor over len bytes. */
 static void e_bitwise(struct nftnl_rule *r, uint32_t sreg, uint32_t dreg, const void *mask,
-		      const void *xor, size_t len)
+		      const void * xor, size_t len)
 {
 	struct nftnl_expr *e = add(r, "bitwise");
 
@@ -454,8 +454,8 @@ static int build_prerouting(struct nft_batch *b, const struct nft_ruleset_config
 }
 
 static int build_dispatch(struct nft_batch *b, const struct nft_ruleset_config *cfg,
-			  const char *chain, enum nft_set masq, enum nft_set fe, enum nft_set np_masq,
-			  enum nft_set np_fe)
+			  const char *chain, enum nft_set masq, enum nft_set fe,
+			  enum nft_set np_masq, enum nft_set np_fe)
 {
 	uint8_t fam = cfg->family;
 	int ret;
@@ -545,7 +545,8 @@ static int build_reject(struct nft_batch *b, uint8_t fam)
 	if ((e = add(r, "reject"))) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMP_UNREACH);
 		nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE,
-				  fam == NFPROTO_IPV4 ? ICMP_PORT_UNREACH : ICMP6_DST_UNREACH_NOPORT);
+				  fam == NFPROTO_IPV4 ? ICMP_PORT_UNREACH
+						      : ICMP6_DST_UNREACH_NOPORT);
 	}
 	return put_rule(b, r, "adding reject rule");
 }

@@ -35,17 +35,17 @@
 #define NFT_NO_ENDPOINTS "no-endpoints"
 
 enum nft_set {
-	SET_FE_INT,          /* frontend -> verdict, for traffic from pods */
-	SET_FE_EXT,          /* frontend -> verdict, for traffic from elsewhere */
-	SET_NP_FE_INT,       /* NodePort -> verdict, for traffic from pods */
-	SET_NP_FE_EXT,       /* NodePort -> verdict, for traffic from elsewhere */
-	SET_BACKENDS,        /* frontend . index -> endpoint */
+	SET_FE_INT,	     /* frontend -> verdict, for traffic from pods */
+	SET_FE_EXT,	     /* frontend -> verdict, for traffic from elsewhere */
+	SET_NP_FE_INT,	     /* NodePort -> verdict, for traffic from pods */
+	SET_NP_FE_EXT,	     /* NodePort -> verdict, for traffic from elsewhere */
+	SET_BACKENDS,	     /* frontend . index -> endpoint */
 	SET_BACKENDS_EXT,    /* frontend . index -> endpoint, external policy */
 	SET_NP_BACKENDS,     /* NodePort . index -> endpoint */
 	SET_NP_BACKENDS_EXT, /* NodePort . index -> endpoint, external policy */
-	SET_MASQ_INT,        /* frontends whose pod traffic is masqueraded */
-	SET_MASQ_EXT,        /* frontends whose outside traffic is masqueraded */
-	SET_MASQ_OUT,        /* frontends whose node-originated traffic is masqueraded */
+	SET_MASQ_INT,	     /* frontends whose pod traffic is masqueraded */
+	SET_MASQ_EXT,	     /* frontends whose outside traffic is masqueraded */
+	SET_MASQ_OUT,	     /* frontends whose node-originated traffic is masqueraded */
 	SET_NP_MASQ_INT,     /* the same three for NodePorts */
 	SET_NP_MASQ_EXT,
 	SET_NP_MASQ_OUT,
@@ -70,7 +70,7 @@ extern const struct nft_set_def nft_sets[SET_COUNT];
 enum nft_lb_kind { LB_SVC, LB_SVC_EXT, LB_NP, LB_NP_EXT, LB_KINDS };
 
 struct nft_ruleset_config {
-	uint8_t family; /* NFPROTO_IPV4 or NFPROTO_IPV6 */
+	uint8_t family;			  /* NFPROTO_IPV4 or NFPROTO_IPV6 */
 	const struct cidr *cluster_cidrs; /* pod sources; only those of family */
 	size_t n_cluster_cidrs;
 	uint32_t masq_mark; /* the fwmark bit meaning "masquerade me" */

@@ -21,10 +21,10 @@ void log_printf(char severity, const char *file, int line, const char *fmt, ...)
 #define log_error(...) log_printf('E', __FILE_NAME__, __LINE__, __VA_ARGS__)
 #define log_warn(...)  log_printf('W', __FILE_NAME__, __LINE__, __VA_ARGS__)
 #define log_info(...)  log_printf('I', __FILE_NAME__, __LINE__, __VA_ARGS__)
-#define log_v(level, ...)                                                                          \
-	do {                                                                                       \
-		if (log_verbosity >= (level))                                                      \
-			log_printf('I', __FILE_NAME__, __LINE__, __VA_ARGS__);                     \
+#define log_v(level, ...)                                                      \
+	do {                                                                   \
+		if (log_verbosity >= (level))                                  \
+			log_printf('I', __FILE_NAME__, __LINE__, __VA_ARGS__); \
 	} while (0)
 
 static inline bool log_enabled(int level)

@@ -48,14 +48,12 @@ static size_t count_nodes(json_t *v)
 		const char *k;
 		json_t *c;
 
-		json_object_foreach(v, k, c)
-			n += count_nodes(c);
+		json_object_foreach(v, k, c) n += count_nodes(c);
 	} else if (json_is_array(v)) {
 		size_t i;
 		json_t *c;
 
-		json_array_foreach(v, i, c)
-			n += count_nodes(c);
+		json_array_foreach(v, i, c) n += count_nodes(c);
 	}
 	return n;
 }
@@ -145,7 +143,8 @@ static int place(struct builder *b, const yaml_event_t *ev, json_t *value)
 		/* value is a key; keys must be scalars */
 		if (json_is_string(value)) {
 			f->pending_key = strdup(json_string_value(value));
-		} else if (json_is_integer(value) || json_is_real(value) || json_is_boolean(value)) {
+		} else if (json_is_integer(value) || json_is_real(value) ||
+			   json_is_boolean(value)) {
 			char *s = json_dumps(value, JSON_ENCODE_ANY);
 
 			f->pending_key = s;
@@ -263,8 +262,8 @@ int yamljson_parse(const char *buf, size_t len, json_t **ret_json, char *err, si
 		yaml_event_t ev;
 
 		if (!yaml_parser_parse(&parser, &ev)) {
-			snprintf(err, errlen, "line %zu column %zu: %s", parser.problem_mark.line + 1,
-				 parser.problem_mark.column + 1,
+			snprintf(err, errlen, "line %zu column %zu: %s",
+				 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
 				 parser.problem ? parser.problem : "syntax error");
 			r = -EBADMSG;
 			break;
@@ -324,7 +323,8 @@ int yamljson_load_file(const char *path, json_t **ret_json, char *err, size_t er
 
 			cap = cap ? cap * 2 : 8192;
 			if (cap > MAX_FILE + 1) {
-				snprintf(err, errlen, "%s: file larger than %u bytes", path, MAX_FILE);
+				snprintf(err, errlen, "%s: file larger than %u bytes", path,
+					 MAX_FILE);
 				free(buf);
 				fclose(f);
 				return -EFBIG;

@@ -39,10 +39,10 @@
 #endif
 
 #define MAX_PORTS 64
-#define IN_MAX (64 * 1024)         /* longest request line / HTTP head kept */
-#define IN_FIRST 2048              /* first input buffer; grows up to IN_MAX */
-#define OUT_HIGH (1024 * 1024)     /* stop reading while this much is unsent */
-#define UDP_BUF 65536
+#define IN_MAX	  (64 * 1024)	/* longest request line / HTTP head kept */
+#define IN_FIRST  2048		/* first input buffer; grows up to IN_MAX */
+#define OUT_HIGH  (1024 * 1024) /* stop reading while this much is unsent */
+#define UDP_BUF	  65536
 
 enum kind { K_SIGNAL, K_STREAM_LISTEN, K_UDP, K_CONN };
 enum mode { M_UNKNOWN, M_LINES, M_HTTP };
@@ -53,7 +53,7 @@ struct item {
 };
 
 struct conn {
-	struct item it;          /* must stay first: epoll data points here */
+	struct item it; /* must stay first: epoll data points here */
 	enum mode mode;
 	char peer[INET6_ADDRSTRLEN];
 	unsigned peer_port;
@@ -61,10 +61,10 @@ struct conn {
 	size_t in_len, in_cap;
 	char *out;
 	size_t out_len, out_off, out_cap;
-	bool peer_closed;        /* EOF read: close once output drained */
-	bool closing;            /* HTTP "Connection: close" answered */
-	bool reading;            /* EPOLLIN currently requested */
-	bool writing;            /* EPOLLOUT currently requested */
+	bool peer_closed; /* EOF read: close once output drained */
+	bool closing;	  /* HTTP "Connection: close" answered */
+	bool reading;	  /* EPOLLIN currently requested */
+	bool writing;	  /* EPOLLOUT currently requested */
 };
 
 static const char *g_name;
@@ -119,7 +119,7 @@ static int answer_line(char *buf, size_t len, const char *ip, unsigned port)
 
 static void ep_add(int fd, uint32_t events, void *ptr)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = ptr };
+	struct epoll_event ev = {.events = events, .data.ptr = ptr};
 	if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		logmsg("epoll_ctl add: %s", strerror(errno));
 		exit(1);
@@ -137,8 +137,8 @@ static int open_socket(int family, int type, int proto, unsigned port, const cha
 {
 	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
 	if (fd < 0) {
-		if (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT ||
-		    errno == ESOCKTNOSUPPORT || errno == EPFNOSUPPORT) {
+		if (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT || errno == ESOCKTNOSUPPORT ||
+		    errno == EPFNOSUPPORT) {
 			logmsg("warning: %s over %s not available: %s", what,
 			       family == AF_INET ? "IPv4" : "IPv6", strerror(errno));
 			return -1;
@@ -176,8 +176,8 @@ static int open_socket(int family, int type, int proto, unsigned port, const cha
 			close(fd);
 			return -1;
 		}
-		logmsg("bind %s %s port %u: %s", what, family == AF_INET ? "IPv4" : "IPv6",
-		       port, strerror(errno));
+		logmsg("bind %s %s port %u: %s", what, family == AF_INET ? "IPv4" : "IPv6", port,
+		       strerror(errno));
 		exit(1);
 	}
 	if (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0) {
@@ -212,8 +212,8 @@ static void conn_update_events(struct conn *c)
 	bool want_write = c->out_len > c->out_off;
 	if (want_read == c->reading && want_write == c->writing)
 		return;
-	struct epoll_event ev = { .events = (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0),
-				  .data.ptr = c };
+	struct epoll_event ev = {.events = (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0),
+				 .data.ptr = c};
 	epoll_ctl(g_epfd, EPOLL_CTL_MOD, c->it.fd, &ev);
 	c->reading = want_read;
 	c->writing = want_write;
@@ -299,7 +299,7 @@ static bool starts_with(const char *buf, size_t len, const char *word)
 /* Could the bytes received so far still become one of the HTTP methods? */
 static bool http_prefix_pending(const char *buf, size_t len)
 {
-	static const char *methods[] = { "GET ", "HEAD ", "POST " };
+	static const char *methods[] = {"GET ", "HEAD ", "POST "};
 	for (size_t i = 0; i < 3; i++) {
 		size_t wl = strlen(methods[i]);
 		if (len < wl && memcmp(buf, methods[i], len) == 0)
@@ -309,18 +309,18 @@ static bool http_prefix_pending(const char *buf, size_t len)
 }
 
 /* Case-insensitive search for a header; returns its value (trimmed) or NULL. */
-static const char *header_value(const char *head, size_t len, const char *name,
-				size_t *vlen)
+static const char *header_value(const char *head, size_t len, const char *name, size_t *vlen)
 {
 	size_t nl = strlen(name);
-	const char *p = memchr(head, '\n', len);   /* skip the request line */
+	const char *p = memchr(head, '\n', len); /* skip the request line */
 	const char *end = head + len;
 	while (p && p + 1 < end) {
 		const char *line = p + 1;
 		const char *eol = memchr(line, '\n', (size_t)(end - line));
 		if (!eol)
 			eol = end;
-		if ((size_t)(eol - line) > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+		if ((size_t)(eol - line) > nl && strncasecmp(line, name, nl) == 0 &&
+		    line[nl] == ':') {
 			const char *v = line + nl + 1;
 			while (v < eol && (*v == ' ' || *v == '\t'))
 				v++;
@@ -361,7 +361,8 @@ static size_t process_http(struct conn *c)
 				head_len = i + 2;
 				break;
 			}
-			if (buf[i] == '\n' && buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n') {
+			if (buf[i] == '\n' && buf[i + 1] == '\r' && i + 2 < len &&
+			    buf[i + 2] == '\n') {
 				head_len = i + 3;
 				break;
 			}
@@ -439,7 +440,8 @@ static size_t process_lines(struct conn *c)
 static void process_input(struct conn *c)
 {
 	if (c->mode == M_UNKNOWN) {
-		if (starts_with(c->in, c->in_len, "GET ") || starts_with(c->in, c->in_len, "HEAD ") ||
+		if (starts_with(c->in, c->in_len, "GET ") ||
+		    starts_with(c->in, c->in_len, "HEAD ") ||
 		    starts_with(c->in, c->in_len, "POST "))
 			c->mode = M_HTTP;
 		else if (http_prefix_pending(c->in, c->in_len) && !c->peer_closed)
@@ -524,7 +526,7 @@ static void accept_all(struct item *l)
 				logmsg("warning: out of file descriptors, dropped a connection");
 				continue;
 			}
-			return;   /* EAGAIN or a transient error */
+			return; /* EAGAIN or a transient error */
 		}
 		struct conn *c = calloc(1, sizeof(*c));
 		char *in = malloc(IN_FIRST);
@@ -556,18 +558,22 @@ static void udp_event(struct item *it)
 	static char buf[UDP_BUF];
 	for (int rounds = 0; rounds < 64; rounds++) {
 		struct sockaddr_storage peer;
-		char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+		char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+			  CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
 		struct msghdr mh = {
-			.msg_name = &peer, .msg_namelen = sizeof(peer),
-			.msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+			.msg_name = &peer,
+			.msg_namelen = sizeof(peer),
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = cbuf,
+			.msg_controllen = sizeof(cbuf),
 		};
 		ssize_t n = recvmsg(it->fd, &mh, MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return;   /* EAGAIN, or an ICMP error queued by a past reply */
+			return; /* EAGAIN, or an ICMP error queued by a past reply */
 		}
 		char ip[INET6_ADDRSTRLEN];
 		unsigned port;
@@ -580,16 +586,18 @@ static void udp_event(struct item *it)
 		/* reply from the address the datagram was sent to */
 		char obuf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 		memset(obuf, 0, sizeof(obuf));
-		struct iovec oiov = { .iov_base = line, .iov_len = (size_t)ll };
+		struct iovec oiov = {.iov_base = line, .iov_len = (size_t)ll};
 		struct msghdr om = {
-			.msg_name = &peer, .msg_namelen = mh.msg_namelen,
-			.msg_iov = &oiov, .msg_iovlen = 1,
+			.msg_name = &peer,
+			.msg_namelen = mh.msg_namelen,
+			.msg_iov = &oiov,
+			.msg_iovlen = 1,
 		};
 		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 			if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
 				struct in_pktinfo in;
 				memcpy(&in, CMSG_DATA(cm), sizeof(in));
-				struct in_pktinfo outp = { 0 };
+				struct in_pktinfo outp = {0};
 				outp.ipi_spec_dst = in.ipi_addr;
 				om.msg_control = obuf;
 				om.msg_controllen = CMSG_SPACE(sizeof(outp));
@@ -598,7 +606,8 @@ static void udp_event(struct item *it)
 				oc->cmsg_type = IP_PKTINFO;
 				oc->cmsg_len = CMSG_LEN(sizeof(outp));
 				memcpy(CMSG_DATA(oc), &outp, sizeof(outp));
-			} else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+			} else if (cm->cmsg_level == IPPROTO_IPV6 &&
+				   cm->cmsg_type == IPV6_PKTINFO) {
 				struct in6_pktinfo in6;
 				memcpy(&in6, CMSG_DATA(cm), sizeof(in6));
 				struct in6_pktinfo outp;
@@ -649,7 +658,8 @@ static void write_ready(const char *path)
 	char tmp[4096];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
-	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 ||
+	    rename(tmp, path) < 0) {
 		logmsg("cannot write ready file %s: %s", path, strerror(errno));
 		exit(1);
 	}
@@ -721,7 +731,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	struct item sig = { .kind = K_SIGNAL, .fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC) };
+	struct item sig = {.kind = K_SIGNAL, .fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)};
 	if (sig.fd < 0) {
 		logmsg("signalfd: %s", strerror(errno));
 		return 1;

@@ -50,29 +50,29 @@ static struct {
 	char addr_text[INET6_ADDRSTRLEN + 8];
 	unsigned port;
 	long count;
-	long interval_ms;        /* -1: not given */
+	long interval_ms; /* -1: not given */
 	long timeout_ms;
 	bool have_bind;
 	struct endpoint bind;
 	bool connected;
 	bool same_socket;
 	bool expect_fail;
-	double hold_s;           /* 0: not in hold mode */
+	double hold_s; /* 0: not in hold mode */
 	bool json;
-	bool connect_only;       /* TCP/SCTP: success once connected */
+	bool connect_only; /* TCP/SCTP: success once connected */
 	const char *path;
 	const char *message;
-} o = { .count = 1, .interval_ms = -1, .timeout_ms = 2000, .path = "/" };
+} o = {.count = 1, .interval_ms = -1, .timeout_ms = 2000, .path = "/"};
 
 struct result {
 	bool ok;
-	char answer[1024];       /* the answer line, without the newline */
-	bool parsed;             /* answer looked like "NAME IP PORT" */
+	char answer[1024]; /* the answer line, without the newline */
+	bool parsed;	   /* answer looked like "NAME IP PORT" */
 	char name[256];
 	char client_ip[INET6_ADDRSTRLEN];
 	unsigned client_port;
-	int status;              /* HTTP status, 0 otherwise */
-	char error[256];         /* kind, when !ok */
+	int status;			   /* HTTP status, 0 otherwise */
+	char error[256];		   /* kind, when !ok */
 	char stray[INET6_ADDRSTRLEN + 16]; /* UDP: a reply came from elsewhere */
 	double ms;
 };
@@ -80,13 +80,13 @@ struct result {
 /* A stream connection (TCP, SCTP, HTTP) or a UDP socket. */
 struct conn {
 	int fd;
-	bool dead;               /* stream broke: later requests fail alike */
+	bool dead; /* stream broke: later requests fail alike */
 	char dead_kind[256];
-	bool eof;                /* the peer closed its side */
-	bool broken;             /* a receive error (reset, ...) */
+	bool eof;    /* the peer closed its side */
+	bool broken; /* a receive error (reset, ...) */
 	char buf[16384];
 	size_t len;
-	int owed;                /* answers still due to timed-out requests */
+	int owed; /* answers still due to timed-out requests */
 };
 
 /* ------------------------------------------------------------ utilities */
@@ -144,10 +144,10 @@ static int wait_fd(int fd, short events, double deadline)
 		double left = deadline - now_ms();
 		if (left <= 0)
 			return 0;
-		struct pollfd p = { .fd = fd, .events = events };
+		struct pollfd p = {.fd = fd, .events = events};
 		int ms = (int)left;
 		if ((double)ms < left)
-			ms++;   /* round up: never wake before the deadline */
+			ms++; /* round up: never wake before the deadline */
 		int n = poll(&p, 1, ms);
 		if (n > 0)
 			return p.revents;
@@ -190,8 +190,8 @@ static bool same_endpoint(const struct sockaddr_storage *a, const struct endpoin
 /* Parses a numeric address (IPv6 zone allowed) and optional port. */
 static bool parse_endpoint(const char *text, const char *port, struct endpoint *ep)
 {
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-				  .ai_family = AF_UNSPEC };
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+				 .ai_family = AF_UNSPEC};
 	struct addrinfo *res = NULL;
 	if (getaddrinfo(text, port ? port : "0", &hints, &res) != 0 || !res)
 		return false;
@@ -224,7 +224,7 @@ static bool parse_bind(const char *s, struct endpoint *ep)
 		if (strlen(s) >= sizeof(host))
 			return false;
 		strcpy(host, s);
-		if (c && !strchr(c + 1, ':')) {  /* exactly one colon: IPv4 with port */
+		if (c && !strchr(c + 1, ':')) { /* exactly one colon: IPv4 with port */
 			host[c - s] = 0;
 			port = c + 1;
 		}
@@ -538,7 +538,7 @@ static bool http_response(struct conn *c, double deadline, struct result *r)
 			blen += k;
 			pos += sz + 2;
 		}
-		for (;;) {   /* trailer lines up to an empty one */
+		for (;;) { /* trailer lines up to an empty one */
 			if (!find_crlf(c, pos, &at, deadline, r))
 				return false;
 			bool empty = at == pos;
@@ -620,9 +620,10 @@ static bool stream_request(struct conn *c, bool keep, double deadline, struct re
 	bool got = stream_send(c, req, (size_t)n, deadline, r);
 	/* answers owed to earlier, timed-out requests come first */
 	while (got && c->owed > 0) {
-		struct result skip = { 0 };
-		got = o.proto == P_HTTP ? http_response(c, deadline, &skip)
-					: stream_line(c, skip.answer, sizeof(skip.answer), deadline, &skip);
+		struct result skip = {0};
+		got = o.proto == P_HTTP
+			      ? http_response(c, deadline, &skip)
+			      : stream_line(c, skip.answer, sizeof(skip.answer), deadline, &skip);
 		if (got)
 			c->owed--;
 		else
@@ -661,16 +662,18 @@ static void udp_drain(int fd)
 	char buf[2048];
 	for (;;) {
 		char cbuf[512];
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf)};
 		if (recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
 			break;
 	}
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-			continue;  /* a pending ICMP error was consumed; look again */
+			continue; /* a pending ICMP error was consumed; look again */
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -704,7 +707,7 @@ static bool udp_request(struct conn *c, double deadline, struct result *r)
 		if (!udp_open(c, r))
 			return false;
 	} else {
-		udp_drain(c->fd);   /* late answers to earlier requests */
+		udp_drain(c->fd); /* late answers to earlier requests */
 	}
 	char msg[512];
 	int ml = snprintf(msg, sizeof(msg), "%s\n", o.message);
@@ -815,7 +818,7 @@ static void print_result(long seq, const struct result *r)
 
 static int run_count(void)
 {
-	struct conn c = { .fd = -1 };
+	struct conn c = {.fd = -1};
 	long failed = 0;
 	double start = now_ms();
 	long interval = o.interval_ms < 0 ? 0 : o.interval_ms;
@@ -836,7 +839,7 @@ static int run_count(void)
 
 static int run_hold(void)
 {
-	struct conn c = { .fd = -1 };
+	struct conn c = {.fd = -1};
 	long sent = 0, ok = 0, failed = 0;
 	char first_error[256] = "none";
 	long interval = o.interval_ms < 0 ? 100 : o.interval_ms;
@@ -878,11 +881,12 @@ static int run_hold(void)
 				now_ms() - start, r.error);
 		}
 		if (c.dead)
-			break;   /* the one connection is gone: nothing more to hold */
+			break; /* the one connection is gone: nothing more to hold */
 	}
 	conn_close(&c);
 	if (o.json) {
-		printf("{\"sent\":%ld,\"ok\":%ld,\"failed\":%ld,\"first_error\":", sent, ok, failed);
+		printf("{\"sent\":%ld,\"ok\":%ld,\"failed\":%ld,\"first_error\":", sent, ok,
+		       failed);
 		if (failed)
 			json_str(stdout, first_error);
 		else
@@ -896,7 +900,8 @@ static int run_hold(void)
 		}
 		printf("}}\n");
 	} else {
-		printf("sent %ld ok %ld failed %ld first_error %s\n", sent, ok, failed, first_error);
+		printf("sent %ld ok %ld failed %ld first_error %s\n", sent, ok, failed,
+		       first_error);
 	}
 	if (o.expect_fail)
 		return failed > 0 ? 0 : 1;
@@ -1031,7 +1036,8 @@ int main(int argc, char **argv)
 	if (o.port > 65535)
 		usage();
 	if (!parse_endpoint(pos[1], pos[2], &o.target)) {
-		fprintf(stderr, "probe: bad address '%s' (numeric IPv4 or IPv6 expected)\n", pos[1]);
+		fprintf(stderr, "probe: bad address '%s' (numeric IPv4 or IPv6 expected)\n",
+			pos[1]);
 		exit(2);
 	}
 	snprintf(o.addr_text, sizeof(o.addr_text), "%s", pos[1]);

@@ -22,43 +22,48 @@ struct unit_test {
 static int unit_failures_in_test;
 
 #define TEST(name) static void test_##name(void)
-#define T(name)	   {#name, test_##name}
+#define T(name)                    \
+	{                          \
+#name, test_##name \
+	}
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);  \
-			unit_failures_in_test++;                                                   \
-		}                                                                                  \
+#define CHECK(cond)                                                                          \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
+			fprintf(stderr, "    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, \
+				#cond);                                                      \
+			unit_failures_in_test++;                                             \
+		}                                                                            \
 	} while (0)
 
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "    %s:%d: REQUIRE(%s) failed\n", __FILE__, __LINE__, #cond); \
-			unit_failures_in_test++;                                                   \
-			return;                                                                    \
-		}                                                                                  \
+#define REQUIRE(cond)                                                                          \
+	do {                                                                                   \
+		if (!(cond)) {                                                                 \
+			fprintf(stderr, "    %s:%d: REQUIRE(%s) failed\n", __FILE__, __LINE__, \
+				#cond);                                                        \
+			unit_failures_in_test++;                                               \
+			return;                                                                \
+		}                                                                              \
 	} while (0)
 
-#define CHECK_EQ_INT(a, b)                                                                         \
-	do {                                                                                       \
-		long long _a = (long long)(a), _b = (long long)(b);                                \
-		if (_a != _b) {                                                                    \
-			fprintf(stderr, "    %s:%d: %s == %lld, expected %s == %lld\n", __FILE__,     \
-				__LINE__, #a, _a, #b, _b);                                         \
-			unit_failures_in_test++;                                                   \
-		}                                                                                  \
+#define CHECK_EQ_INT(a, b)                                                                        \
+	do {                                                                                      \
+		long long _a = (long long)(a), _b = (long long)(b);                               \
+		if (_a != _b) {                                                                   \
+			fprintf(stderr, "    %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, \
+				__LINE__, #a, _a, #b, _b);                                        \
+			unit_failures_in_test++;                                                  \
+		}                                                                                 \
 	} while (0)
 
-#define CHECK_EQ_STR(a, b)                                                                         \
-	do {                                                                                       \
-		const char *_a = (a), *_b = (b);                                                   \
-		if (!_a || !_b || strcmp(_a, _b)) {                                                \
-			fprintf(stderr, "    %s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__,       \
-				__LINE__, #a, _a ? _a : "(null)", _b ? _b : "(null)");             \
-			unit_failures_in_test++;                                                   \
-		}                                                                                  \
+#define CHECK_EQ_STR(a, b)                                                                      \
+	do {                                                                                    \
+		const char *_a = (a), *_b = (b);                                                \
+		if (!_a || !_b || strcmp(_a, _b)) {                                             \
+			fprintf(stderr, "    %s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__, \
+				__LINE__, #a, _a ? _a : "(null)", _b ? _b : "(null)");          \
+			unit_failures_in_test++;                                                \
+		}                                                                               \
 	} while (0)
 
 /* True when haystack contains needle (for checking error messages). */
@@ -89,11 +94,11 @@ static inline int unit_run(const struct unit_test *tests, size_t n, int argc, ch
 	return failed ? 1 : 0;
 }
 
-#define UNIT_MAIN(...)                                                                             \
-	int main(int argc, char **argv)                                                            \
-	{                                                                                          \
-		static const struct unit_test tests[] = {__VA_ARGS__};                            \
-		return unit_run(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);              \
+#define UNIT_MAIN(...)                                                                \
+	int main(int argc, char **argv)                                               \
+	{                                                                             \
+		static const struct unit_test tests[] = {__VA_ARGS__};                \
+		return unit_run(tests, sizeof(tests) / sizeof(tests[0]), argc, argv); \
 	}
 
 #endif
