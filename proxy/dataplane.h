@@ -19,6 +19,10 @@ struct dataplane_config {
 	size_t n_cluster_cidrs;
 	bool masquerade_all;
 	uint32_t masquerade_bit; /* bit number of the masquerade fwmark, 0-31 */
+	/* eBPF mode only */
+	const char *bpf_cgroup_path; /* cgroup v2 directory for socket hooks */
+	const char *bpf_pin_path;    /* bpffs directory for pinned maps and links */
+	const char *devices;         /* comma-separated interfaces, or NULL for auto */
 };
 
 struct dataplane_stats {
@@ -46,11 +50,13 @@ struct dataplane_ops {
 	/* Frees memory only; what was programmed stays in the kernel so that a
 	 * restarted agent takes over without a gap. */
 	void (*free)(struct dataplane *dp);
-	/* Removes everything this dataplane ever put in the kernel.  Returns the
-	 * number of objects removed (0 when there was nothing), or -errno. */
-	int (*cleanup)(char *err, size_t errlen);
+	/* Removes everything this dataplane ever put in the kernel (for eBPF
+	 * mode, under cfg's pin path and cgroup).  Returns the number of objects
+	 * removed (0 when there was nothing), or -errno with the reason in err. */
+	int (*cleanup)(const struct dataplane_config *cfg, char *err, size_t errlen);
 };
 
 extern const struct dataplane_ops nft_dataplane_ops;
+extern const struct dataplane_ops ebpf_dataplane_ops;
 
 #endif

@@ -263,17 +263,30 @@ static int node_name(const struct options *o, char *buf, size_t len)
 	return 0;
 }
 
-static int run_cleanup(void)
+/* --cleanup: removes what either dataplane left, as kube-proxy's --cleanup
+ * removes the rules of all its modes. */
+static int run_cleanup(const struct options *o)
 {
-	char err[512];
-	int r = nft_dataplane_ops.cleanup(err, sizeof(err));
+	const struct dataplane_ops *ops[] = {&nft_dataplane_ops, &ebpf_dataplane_ops};
+	struct dataplane_config cfg = {
+		.bpf_cgroup_path = o->bpf_cgroup_path,
+		.bpf_pin_path = o->bpf_pin_path,
+		.devices = o->devices,
+	};
+	int failed = 0;
 
-	if (r < 0) {
-		log_error("cleanup: %s", err);
-		return 1;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		char err[512];
+		int r = ops[i]->cleanup(&cfg, err, sizeof(err));
+
+		if (r < 0) {
+			log_error("cleanup (%s): %s", ops[i]->name, err);
+			failed = 1;
+		} else {
+			log_info("cleanup (%s): removed %d object(s)", ops[i]->name, r);
+		}
 	}
-	log_info("cleanup: removed %d nftables table(s)", r);
-	return 0;
+	return failed;
 }
 
 static int start(struct agent *a)
@@ -286,6 +299,9 @@ static int start(struct agent *a)
 		.n_cluster_cidrs = a->opts.n_cluster_cidrs,
 		.masquerade_all = a->opts.masquerade_all,
 		.masquerade_bit = a->opts.masquerade_bit,
+		.bpf_cgroup_path = a->opts.bpf_cgroup_path,
+		.bpf_pin_path = a->opts.bpf_pin_path,
+		.devices = a->opts.devices,
 	};
 	char err[512], query[512];
 	int r;
@@ -367,17 +383,13 @@ int main(int argc, char **argv)
 	}
 	log_verbosity = a.opts.verbosity;
 	if (a.opts.cleanup)
-		return run_cleanup();
+		return run_cleanup(&a.opts);
 	if (a.opts.config) {
 		log_error(
 			"--config: KubeProxyConfiguration files are not supported yet; use flags");
 		return 1;
 	}
-	if (a.opts.mode == MODE_EBPF) {
-		log_error("--proxy-mode=ebpf: the eBPF dataplane is not available yet");
-		return 1;
-	}
-	a.dp_ops = &nft_dataplane_ops;
+	a.dp_ops = a.opts.mode == MODE_EBPF ? &ebpf_dataplane_ops : &nft_dataplane_ops;
 	if (node_name(&a.opts, a.node_name, sizeof(a.node_name)) < 0) {
 		log_error("cannot determine the node name; give --hostname-override");
 		return 1;

@@ -46,6 +46,8 @@ static const struct flag flags[] = {
 	F("bpf-cgroup-path", K_STRING, bpf_cgroup_path,
 	  "cgroup v2 directory for socket load "
 	  "balancing (ebpf mode)"),
+	F("bpf-pin-path", K_STRING, bpf_pin_path, "bpffs directory for kproxy's pinned maps and "
+						  "links (ebpf mode)"),
 	F("devices", K_STRING, devices, "interfaces for NodePort/LoadBalancer traffic (ebpf mode)"),
 	F("version", K_BOOL, show_version, "print the version and exit"),
 	F("help", K_BOOL, show_help, "print this help and exit"),
@@ -225,6 +227,8 @@ int options_parse(int argc, char **argv, struct options *o, char *err, size_t er
 	o->masquerade_bit = 14;
 	o->min_sync_ms = 1000;
 	o->sync_ms = 30000;
+	o->bpf_cgroup_path = "/sys/fs/cgroup";
+	o->bpf_pin_path = "/sys/fs/bpf/kproxy";
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *name, *eq, *v = NULL;

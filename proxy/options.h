@@ -36,6 +36,7 @@ struct options {
 	bool cleanup;
 	int verbosity;
 	const char *bpf_cgroup_path;
+	const char *bpf_pin_path;
 	const char *devices;
 	bool show_version;
 	bool show_help;

@@ -20,6 +20,7 @@
 
 #include "kube/decode.h"
 #include "util/hashmap.h"
+#include "util/lines.h"
 #include "util/log.h"
 
 #define LIST_PAGE      500
@@ -59,7 +60,8 @@ struct reflector {
 	char *continue_token;
 	char *list_rv;
 	char *last_rv;
-	struct buf body;
+	struct buf body;   /* a list page, or the start of an error response */
+	struct line_reader lines; /* the watch stream */
 	unsigned backoff_ms;
 	bool synced;
 	bool stream_broken; /* set when the stream carried something unusable */
@@ -461,10 +463,14 @@ static int watch_line(struct reflector *r, const char *line, size_t len)
 	return ret;
 }
 
+static int watch_line_cb(void *ctx, const char *line, size_t len)
+{
+	return watch_line(ctx, line, len);
+}
+
 static int watch_data(struct kube_request *req, const char *buf, size_t len, void *data)
 {
 	struct reflector *r = data;
-	size_t start = 0;
 	int ret;
 
 	if (kube_request_status(req) != 200) {
@@ -472,32 +478,15 @@ static int watch_data(struct kube_request *req, const char *buf, size_t len, voi
 		buf_append(&r->body, buf, len, MAX_ERROR_BODY);
 		return 0;
 	}
-	for (size_t i = 0; i < len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (r->body.len) {
-			if ((ret = buf_append(&r->body, buf + start, i - start, MAX_LINE)) < 0)
-				goto too_long;
-			ret = watch_line(r, r->body.p, r->body.len);
-			buf_reset(&r->body, false);
-		} else {
-			ret = watch_line(r, buf + start, i - start);
-		}
-		if (ret < 0) {
-			if (ret == -EBADMSG)
-				r->stream_broken = true;
-			return ret;
-		}
-		start = i + 1;
+	ret = line_reader_feed(&r->lines, buf, len, watch_line_cb, r);
+	if (ret == -EFBIG)
+		log_warn("%s: watch line longer than %u bytes; listing again", r->type->kind,
+			 MAX_LINE);
+	if (ret == -EBADMSG || ret == -EFBIG) {
+		r->stream_broken = true;
+		return -EBADMSG;
 	}
-	if (start < len && (ret = buf_append(&r->body, buf + start, len - start, MAX_LINE)) < 0)
-		goto too_long;
-	return 0;
-too_long:
-	log_warn("%s: watch line longer than %u bytes; listing again", r->type->kind, MAX_LINE);
-	buf_reset(&r->body, true);
-	r->stream_broken = true;
-	return -EBADMSG;
+	return ret;
 }
 
 static void watch_done(struct kube_request *req, long status, int err, const char *errmsg,
@@ -568,6 +557,7 @@ static void start_watch(struct reflector *r)
 		return;
 	}
 	buf_reset(&r->body, true);
+	line_reader_reset(&r->lines);
 	r->stream_broken = false;
 	r->saw_event = false;
 	r->state = WATCHING;
@@ -596,6 +586,7 @@ int reflector_new(struct kube_client *client, struct loop *loop, const struct re
 	r->h = handler;
 	r->data = data;
 	r->backoff_ms = BACKOFF_MIN_MS;
+	r->lines.max = MAX_LINE;
 	r->cache = hashmap_new();
 	r->timer = loop_timer_new(loop, timer_fired, r);
 	if (query && *query)
@@ -625,6 +616,7 @@ void reflector_free(struct reflector *r)
 	free(r->list_rv);
 	free(r->last_rv);
 	buf_reset(&r->body, true);
+	line_reader_reset(&r->lines);
 	free(r);
 }
 

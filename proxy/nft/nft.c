@@ -694,12 +694,13 @@ static void nft_get_stats(struct dataplane *dp, struct dataplane_stats *ret)
 	*ret = dp->stats;
 }
 
-static int nft_cleanup(char *err, size_t errlen)
+static int nft_cleanup(const struct dataplane_config *cfg, char *err, size_t errlen)
 {
 	static const uint8_t fams[NFAM] = {NFPROTO_IPV4, NFPROTO_IPV6};
 	struct nft_conn *conn;
 	int removed = 0, r;
 
+	(void)cfg;
 	r = nft_conn_open(&conn);
 	if (r < 0) {
 		snprintf(err, errlen, "opening a netfilter netlink socket: %s", strerror(-r));

@@ -152,7 +152,8 @@ class Cluster:
     # ----- API objects
 
     def kubectl(self, *args, input=None, check=True, timeout=30):
-        argv = ["kubectl", "--kubeconfig", self.kubeconfig, "--request-timeout=10s"] + list(args)
+        argv = ["kubectl", "--kubeconfig", self.kubeconfig, "--request-timeout=10s",
+                "--cache-dir", os.path.join(self.dir, "kubectl-cache")] + list(args)
         r = self.sb.exec("api", argv, input=input, timeout=timeout)
         if check and r.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {r.stderr.strip()}")
