@@ -22,7 +22,7 @@ struct dataplane_config {
 	/* eBPF mode only */
 	const char *bpf_cgroup_path; /* cgroup v2 directory for socket hooks */
 	const char *bpf_pin_path;    /* bpffs directory for pinned maps and links */
-	const char *devices;         /* comma-separated interfaces, or NULL for auto */
+	const char *devices;	     /* comma-separated interfaces, or NULL for auto */
 };
 
 struct dataplane_stats {

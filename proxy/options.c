@@ -46,8 +46,9 @@ static const struct flag flags[] = {
 	F("bpf-cgroup-path", K_STRING, bpf_cgroup_path,
 	  "cgroup v2 directory for socket load "
 	  "balancing (ebpf mode)"),
-	F("bpf-pin-path", K_STRING, bpf_pin_path, "bpffs directory for kproxy's pinned maps and "
-						  "links (ebpf mode)"),
+	F("bpf-pin-path", K_STRING, bpf_pin_path,
+	  "bpffs directory for kproxy's pinned maps and "
+	  "links (ebpf mode)"),
 	F("devices", K_STRING, devices, "interfaces for NodePort/LoadBalancer traffic (ebpf mode)"),
 	F("version", K_BOOL, show_version, "print the version and exit"),
 	F("help", K_BOOL, show_help, "print this help and exit"),

@@ -60,7 +60,7 @@ struct reflector {
 	char *continue_token;
 	char *list_rv;
 	char *last_rv;
-	struct buf body;   /* a list page, or the start of an error response */
+	struct buf body;	  /* a list page, or the start of an error response */
 	struct line_reader lines; /* the watch stream */
 	unsigned backoff_ms;
 	bool synced;

@@ -279,6 +279,20 @@ int nft_batch_elem(struct nft_batch *b, const void *key, size_t key_len, const v
 	return 0;
 }
 
+int nft_batch_elem_flags(struct nft_batch *b, const void *key, size_t key_len, uint32_t flags)
+{
+	struct nlattr *e;
+
+	if (!b->in_elems || elem_room(b, key_len + 32) < 0)
+		return -ENOMEM;
+	e = mnl_attr_nest_start(b->elem_nlh, NFTA_LIST_ELEM);
+	put_key(b->elem_nlh, key, key_len);
+	mnl_attr_put_u32(b->elem_nlh, NFTA_SET_ELEM_FLAGS, htonl(flags));
+	mnl_attr_nest_end(b->elem_nlh, e);
+	b->elem_count++;
+	return 0;
+}
+
 int nft_batch_elem_verdict(struct nft_batch *b, const void *key, size_t key_len, int verdict,
 			   const char *chain)
 {

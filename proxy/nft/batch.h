@@ -50,6 +50,9 @@ int nft_batch_elem(struct nft_batch *b, const void *key, size_t key_len, const v
 		   size_t data_len);
 int nft_batch_elem_verdict(struct nft_batch *b, const void *key, size_t key_len, int verdict,
 			   const char *chain);
+/* An element with no data and NFTA_SET_ELEM_FLAGS (e.g. the end of an
+ * interval, NFT_SET_ELEM_INTERVAL_END). */
+int nft_batch_elem_flags(struct nft_batch *b, const void *key, size_t key_len, uint32_t flags);
 void nft_batch_elems_done(struct nft_batch *b);
 
 /* Sends the batch and collects the kernel's answers.  Returns 0 when the

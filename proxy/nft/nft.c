@@ -37,7 +37,7 @@ struct elem {
 	uint8_t data_len;
 	int32_t verdict;  /* for verdict maps: NFT_GOTO or NF_DROP */
 	uint8_t lb_kind;  /* NFT_GOTO: enum nft_lb_kind, or 255 for the reject chain */
-	uint32_t chain_n; /* NFT_GOTO to a load-balancing chain: its endpoint count */
+	uint32_t chain_n; /* NFT_GOTO to a load-balancing chain: its size */
 	uint8_t key[40];
 	uint8_t data[20];
 };
@@ -60,8 +60,9 @@ struct dataplane {
 	struct cidr *cidrs;
 	struct nft_conn *conn;
 	struct nft_fam fam[NFAM];
-	struct hashmap *chains; /* fam . kind . n -> reference count */
+	struct hashmap *chains; /* fam . kind . size -> reference count */
 	struct hashmap *shared; /* fam . set . key -> reference count */
+	struct hashmap *ports;	/* service port key -> struct port_state */
 	bool need_full;
 	struct dataplane_stats stats;
 };
@@ -69,6 +70,85 @@ struct dataplane {
 static bool separate_ext_set(const struct svc_port *sp)
 {
 	return svc_port_external(sp) && sp->etp_local != sp->itp_local;
+}
+
+/* --- load-balancing chain sizes ---
+ *
+ * A Service port with N endpoints is balanced by a chain of size S, a power
+ * of two at least N: each of its rules draws numgen random mod S and looks
+ * the slot up in the backends map, where only slots 0..N-1 exist; a draw that
+ * misses falls through to the next rule (rejection sampling), so each
+ * endpoint is picked with exactly the same probability.  S is kept while N
+ * stays above S/4, so that scaling by a few endpoints changes only backends
+ * elements and never the verdict maps, whose changes cost the kernel a walk
+ * of every verdict element at commit time. */
+
+struct port_state {
+	uint32_t size[2]; /* chain size for internal and external endpoints; 0: none */
+};
+
+static uint32_t pow2_ceil(uint32_t n)
+{
+	uint32_t s = 1;
+
+	while (s < n)
+		s <<= 1;
+	return s;
+}
+
+static uint32_t lb_size(uint32_t prev, size_t n)
+{
+	if (!n)
+		return 0;
+	if (prev && n <= prev && n * 4 > prev)
+		return prev;
+	return pow2_ceil((uint32_t)n);
+}
+
+static void sp_key(const struct svc_port *sp, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s:%s:%u:%u", sp->ns, sp->name, sp->port_name, sp->protocol,
+		 sp->family);
+}
+
+/* The chain sizes of sp: as recorded (old, for rendering what the kernel
+ * has), or chosen now from the recorded ones and recorded (new). */
+static int port_sizes(struct dataplane *dp, const struct svc_port *sp, bool new,
+		      uint32_t ret_size[2])
+{
+	char key[SVC_PORT_NAME_MAX + 32];
+	struct port_state *st;
+	size_t n_int, n_ext;
+
+	sp_key(sp, key, sizeof(key));
+	st = hashmap_get_str(dp->ports, key);
+	if (!new) {
+		if (!st)
+			return -ESTALE;
+		memcpy(ret_size, st->size, sizeof(st->size));
+		return 0;
+	}
+	if (!st) {
+		st = calloc(1, sizeof(*st));
+		if (!st || hashmap_put_str(dp->ports, key, st, NULL) < 0) {
+			free(st);
+			return -ENOMEM;
+		}
+	}
+	svc_port_internal_eps(sp, &n_int);
+	svc_port_external_eps(sp, &n_ext);
+	st->size[0] = lb_size(st->size[0], n_int);
+	st->size[1] = separate_ext_set(sp) ? lb_size(st->size[1], n_ext) : st->size[0];
+	memcpy(ret_size, st->size, sizeof(st->size));
+	return 0;
+}
+
+static void port_forget(struct dataplane *dp, const struct svc_port *sp)
+{
+	char key[SVC_PORT_NAME_MAX + 32];
+
+	sp_key(sp, key, sizeof(key));
+	free(hashmap_remove_str(dp->ports, key));
 }
 
 /* --- rendering --- */
@@ -117,22 +197,18 @@ struct render_ctx {
 	int fam;
 	size_t alen;
 	const struct svc_port *sp;
+	uint32_t size[2]; /* chain sizes, internal and external */
 	struct elems *out;
 };
 
-static int add_verdict(struct render_ctx *c, enum nft_set set, const uint8_t *key, size_t klen,
-		       enum nft_lb_kind kind, size_t n_eps)
+/* The verdict for traffic of one kind: the load-balancing chain of the
+ * endpoints' size, or drop/reject when there are none. */
+static void set_verdict(struct render_ctx *c, struct elem *e, enum nft_lb_kind kind, uint32_t size)
 {
-	struct elem *e = elem_new(c->out, c->fam, set);
-
-	if (!e)
-		return -ENOMEM;
-	memcpy(e->key, key, klen);
-	e->key_len = (uint8_t)klen;
-	if (n_eps) {
+	if (size) {
 		e->verdict = NFT_GOTO;
 		e->lb_kind = (uint8_t)kind;
-		e->chain_n = (uint32_t)n_eps;
+		e->chain_n = size;
 	} else if (c->sp->n_cluster_eps) {
 		/* Endpoints exist, just none this traffic may use (a Local policy
 		 * on a node without local endpoints): drop, as kube-proxy does. */
@@ -141,6 +217,35 @@ static int add_verdict(struct render_ctx *c, enum nft_set set, const uint8_t *ke
 		e->verdict = NFT_GOTO;
 		e->lb_kind = LB_REJECT;
 	}
+}
+
+static bool elem_data_equal(const struct elem *a, const struct elem *b);
+
+/* Adds the frontend's verdicts: always for traffic from inside the cluster,
+ * and for traffic from outside only where it differs (the dispatch chain
+ * for outside traffic falls back to the inside map). */
+static int add_verdicts(struct render_ctx *c, bool np, const uint8_t *key, size_t klen,
+			enum nft_lb_kind int_kind, enum nft_lb_kind ext_kind, bool sep)
+{
+	struct elem *ie = elem_new(c->out, c->fam, np ? SET_NP_FE_INT : SET_FE_INT), ext;
+
+	if (!ie)
+		return -ENOMEM;
+	memcpy(ie->key, key, klen);
+	ie->key_len = (uint8_t)klen;
+	set_verdict(c, ie, int_kind, c->size[0]);
+	ext = *ie;
+	ext.set = np ? SET_NP_FE_EXT : SET_FE_EXT;
+	if (sep)
+		set_verdict(c, &ext, ext_kind, c->size[1]);
+	ext.set = ie->set;
+	if (!sep || elem_data_equal(ie, &ext))
+		return 0;
+	ext.set = np ? SET_NP_FE_EXT : SET_FE_EXT;
+	ie = elem_new(c->out, c->fam, (enum nft_set)ext.set);
+	if (!ie)
+		return -ENOMEM;
+	*ie = ext;
 	return 0;
 }
 
@@ -196,16 +301,8 @@ static int render_frontend(struct render_ctx *c, enum fe_kind kind, const struct
 	int_eps = svc_port_internal_eps(sp, &n_int);
 	ext_eps = svc_port_external_eps(sp, &n_ext);
 	/* ClusterIP traffic follows the internal policy whatever its source. */
-	if ((r = add_verdict(c, np ? SET_NP_FE_INT : SET_FE_INT, key, klen, np ? LB_NP : LB_SVC,
-			     n_int)) < 0)
-		return r;
-	if (sep)
-		r = add_verdict(c, np ? SET_NP_FE_EXT : SET_FE_EXT, key, klen,
-				np ? LB_NP_EXT : LB_SVC_EXT, n_ext);
-	else
-		r = add_verdict(c, np ? SET_NP_FE_EXT : SET_FE_EXT, key, klen, np ? LB_NP : LB_SVC,
-				n_int);
-	if (r < 0)
+	if ((r = add_verdicts(c, np, key, klen, np ? LB_NP : LB_SVC, np ? LB_NP_EXT : LB_SVC_EXT,
+			      sep)) < 0)
 		return r;
 	if ((r = add_backends(c, np ? SET_NP_BACKENDS : SET_BACKENDS, key, klen, int_eps, n_int)) <
 	    0)
@@ -228,14 +325,17 @@ static int render_frontend(struct render_ctx *c, enum fe_kind kind, const struct
 	return 0;
 }
 
-static int render_port(struct dataplane *dp, const struct svc_port *sp, struct elems *out)
+/* Renders sp as the kernel has it (new false) or as it must become. */
+static int render_port(struct dataplane *dp, const struct svc_port *sp, bool new, struct elems *out)
 {
 	int fam = sp->family == AF_INET ? 0 : 1;
-	struct render_ctx c = {dp, fam, sp->family == AF_INET ? 4 : 16, sp, out};
+	struct render_ctx c = {dp, fam, sp->family == AF_INET ? 4 : 16, sp, {0, 0}, out};
 	int r = 0;
 
 	if (!dp->fam[fam].enabled)
 		return 0;
+	if ((r = port_sizes(dp, sp, new, c.size)) < 0)
+		return r;
 	if (sp->has_cluster_ip)
 		r = render_frontend(&c, FE_CLUSTER, &sp->cluster_ip, sp->port);
 	for (size_t i = 0; r == 0 && i < sp->n_external_ips; i++)
@@ -504,18 +604,32 @@ static void reset_state(struct dataplane *dp)
 {
 	hashmap_clear(dp->chains, NULL);
 	hashmap_clear(dp->shared, NULL);
+	hashmap_clear(dp->ports, free);
 	dp->stats.elements = 0;
 }
 
-static int render_ports(struct dataplane *dp, const struct svc_ports *ports, struct elems *out)
+static int render_ports(struct dataplane *dp, const struct svc_ports *ports, bool new,
+			struct elems *out)
 {
 	for (size_t i = 0; ports && i < ports->n; i++) {
-		int r = render_port(dp, &ports->v[i], out);
+		int r = render_port(dp, &ports->v[i], new, out);
 
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+static bool port_in(const struct svc_ports *ports, const struct svc_port *sp)
+{
+	for (size_t i = 0; ports && i < ports->n; i++) {
+		const struct svc_port *o = &ports->v[i];
+
+		if (o->family == sp->family && o->protocol == sp->protocol &&
+		    !strcmp(o->port_name, sp->port_name))
+			return true;
+	}
+	return false;
 }
 
 static int build_full(struct dataplane *dp, const struct tracker_changes *ch, struct nft_batch *b,
@@ -540,7 +654,7 @@ static int build_full(struct dataplane *dp, const struct tracker_changes *ch, st
 	for (size_t i = 0; i < ch->n && r == 0; i++) {
 		struct elems one = {0};
 
-		r = render_ports(dp, ch->v[i].new, &one);
+		r = render_ports(dp, ch->v[i].new, true, &one);
 		/* Run through diff() so shared elements are counted once. */
 		if (r == 0)
 			r = diff(dp, &none, &one, &none, adds);
@@ -567,13 +681,17 @@ static int build_incremental(struct dataplane *dp, const struct tracker_changes 
 		struct elems old = {0}, new = {0};
 		const struct svc_ports *o = ch->v[i].old, *n = ch->v[i].new;
 
-		r = render_ports(dp, o, &old);
+		r = render_ports(dp, o, false, &old);
 		if (r == 0)
-			r = render_ports(dp, n, &new);
+			r = render_ports(dp, n, true, &new);
 		if (r == 0)
 			r = diff(dp, &old, &new, dels, adds);
 		free(old.v);
 		free(new.v);
+		for (size_t k = 0; r == 0 && o && k < o->n; k++) {
+			if (!port_in(n, &o->v[k]))
+				port_forget(dp, &o->v[k]);
+		}
 	}
 	if (r == 0)
 		r = chain_refs(dp, dels, adds, &cc, &ncc);
@@ -648,6 +766,7 @@ static void nft_free(struct dataplane *dp)
 	nft_conn_close(dp->conn);
 	hashmap_free(dp->chains, NULL);
 	hashmap_free(dp->shared, NULL);
+	hashmap_free(dp->ports, free);
 	free(dp->cidrs);
 	free(dp);
 }
@@ -674,8 +793,9 @@ static int nft_init(const struct dataplane_config *cfg, struct dataplane **ret, 
 	dp->fam[1] = (struct nft_fam){NFPROTO_IPV6, AF_INET6, cfg->ipv6};
 	dp->chains = hashmap_new();
 	dp->shared = hashmap_new();
+	dp->ports = hashmap_new();
 	dp->need_full = true;
-	if (!dp->chains || !dp->shared) {
+	if (!dp->chains || !dp->shared || !dp->ports) {
 		nft_free(dp);
 		return -ENOMEM;
 	}

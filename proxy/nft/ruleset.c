@@ -453,14 +453,20 @@ static int build_prerouting(struct nft_batch *b, const struct nft_ruleset_config
 	return put_rule(b, r, "adding rule to prerouting");
 }
 
+/* The dispatch chain for one kind of traffic: mark what must be
+ * masqueraded, then look the frontend up in fe and, when fe holds only what
+ * differs for outside traffic, in the inside map after it; first by address,
+ * then for NodePorts. */
 static int build_dispatch(struct nft_batch *b, const struct nft_ruleset_config *cfg,
 			  const char *chain, enum nft_set masq, enum nft_set fe,
-			  enum nft_set np_masq, enum nft_set np_fe)
+			  enum nft_set np_masq, enum nft_set np_fe, bool fallback)
 {
 	uint8_t fam = cfg->family;
 	int ret;
 
 	for (int nodeport = 0; nodeport <= 1; nodeport++) {
+		enum nft_set maps[2] = {nodeport ? np_fe : fe,
+					nodeport ? SET_NP_FE_INT : SET_FE_INT};
 		struct nftnl_rule *r;
 
 		if (!(r = new_rule(fam, chain)))
@@ -473,14 +479,16 @@ static int build_dispatch(struct nft_batch *b, const struct nft_ruleset_config *
 		if ((ret = put_rule(b, r, "adding masquerade-mark rule")) < 0)
 			return ret;
 
-		if (!(r = new_rule(fam, chain)))
-			return -ENOMEM;
-		if (nodeport)
-			e_nodeport_addr(r, fam);
-		e_frontend_key(r, fam, nodeport);
-		e_lookup(r, nft_sets[nodeport ? np_fe : fe].name, R_KEY, NFT_REG_VERDICT);
-		if ((ret = put_rule(b, r, "adding frontend rule")) < 0)
-			return ret;
+		for (int m = 0; m < (fallback ? 2 : 1); m++) {
+			if (!(r = new_rule(fam, chain)))
+				return -ENOMEM;
+			if (nodeport)
+				e_nodeport_addr(r, fam);
+			e_frontend_key(r, fam, nodeport);
+			e_lookup(r, nft_sets[maps[m]].name, R_KEY, NFT_REG_VERDICT);
+			if ((ret = put_rule(b, r, "adding frontend rule")) < 0)
+				return ret;
+		}
 	}
 	return 0;
 }
@@ -574,11 +582,11 @@ int nft_ruleset_build(struct nft_batch *b, const struct nft_ruleset_config *cfg)
 		return ret;
 	if ((ret = build_reject(b, fam)) < 0 ||
 	    (ret = build_dispatch(b, cfg, "dispatch-int", SET_MASQ_INT, SET_FE_INT, SET_NP_MASQ_INT,
-				  SET_NP_FE_INT)) < 0 ||
+				  SET_NP_FE_INT, false)) < 0 ||
 	    (ret = build_dispatch(b, cfg, "dispatch-ext", SET_MASQ_EXT, SET_FE_EXT, SET_NP_MASQ_EXT,
-				  SET_NP_FE_EXT)) < 0 ||
+				  SET_NP_FE_EXT, true)) < 0 ||
 	    (ret = build_dispatch(b, cfg, "dispatch-out", SET_MASQ_OUT, SET_FE_INT, SET_NP_MASQ_OUT,
-				  SET_NP_FE_INT)) < 0 ||
+				  SET_NP_FE_INT, false)) < 0 ||
 	    (ret = build_prerouting(b, cfg)) < 0 || (ret = build_postrouting(b, cfg)) < 0)
 		return ret;
 	if (!(r = new_rule(fam, "output")))
@@ -587,36 +595,45 @@ int nft_ruleset_build(struct nft_batch *b, const struct nft_ruleset_config *cfg)
 	return put_rule(b, r, "adding rule to output");
 }
 
-int nft_ruleset_lb_chain(struct nft_batch *b, uint8_t fam, enum nft_lb_kind kind, uint32_t n,
+int nft_ruleset_lb_chain(struct nft_batch *b, uint8_t fam, enum nft_lb_kind kind, uint32_t size,
 			 bool add_it)
 {
 	static const enum nft_set maps[LB_KINDS] = {SET_BACKENDS, SET_BACKENDS_EXT, SET_NP_BACKENDS,
 						    SET_NP_BACKENDS_EXT};
 	uint32_t alen = (uint32_t)addr_len(fam), reg;
-	struct nftnl_rule *r;
-	struct nftnl_expr *e;
 	char name[24];
 	int ret;
 
-	nft_lb_chain_name(kind, n, name);
+	nft_lb_chain_name(kind, size, name);
 	if ((ret = put_chain(b, fam, name, -1, 0, add_it)) < 0 || !add_it)
 		return ret;
-	/* dnat to <frontend key> . numgen random mod n map @backends */
-	if (!(r = new_rule(fam, name)))
-		return -ENOMEM;
-	reg = e_frontend_key(r, fam, kind == LB_NP || kind == LB_NP_EXT);
-	if ((e = add(r, "numgen"))) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, reg);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, n);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, 0);
+	/* NFT_LB_DRAWS draws of "dnat to <frontend> . numgen random mod size map
+	 * @backends"; a draw of an empty slot misses and falls through to the
+	 * next.  The last rule draws from slot 0 only, so a connection is never
+	 * left unbalanced however unlucky the draws. */
+	for (uint32_t draw = 0; draw <= (size > 1 ? NFT_LB_DRAWS : 0); draw++) {
+		struct nftnl_rule *r = new_rule(fam, name);
+		struct nftnl_expr *e;
+
+		if (!r)
+			return -ENOMEM;
+		reg = e_frontend_key(r, fam, kind == LB_NP || kind == LB_NP_EXT);
+		if ((e = add(r, "numgen"))) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, reg);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS,
+					   draw == NFT_LB_DRAWS ? 1 : size);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, 0);
+		}
+		e_lookup(r, nft_sets[maps[kind]].name, R_KEY, R_KEY);
+		if ((e = add(r, "nat"))) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, fam);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, R_KEY);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, R_KEY + alen / 4);
+		}
+		if ((ret = put_rule(b, r, "adding load-balancing rule")) < 0)
+			return ret;
 	}
-	e_lookup(r, nft_sets[maps[kind]].name, R_KEY, R_KEY);
-	if ((e = add(r, "nat"))) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, fam);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, R_KEY);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, R_KEY + alen / 4);
-	}
-	return put_rule(b, r, "adding load-balancing rule");
+	return 0;
 }

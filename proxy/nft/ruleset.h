@@ -86,8 +86,13 @@ size_t nft_data_len(uint8_t family, enum nft_data_kind kind);
 int nft_ruleset_build(struct nft_batch *b, const struct nft_ruleset_config *cfg);
 /* Appends the removal of the family's table, if present. */
 int nft_ruleset_delete(struct nft_batch *b, uint8_t family);
-/* Appends the creation (add) or deletion of load-balancing chain kind-n. */
-int nft_ruleset_lb_chain(struct nft_batch *b, uint8_t family, enum nft_lb_kind kind, uint32_t n,
+/* Draws of the random slot a load-balancing chain makes before it settles
+ * for slot 0: with more than a quarter of the slots filled, all draws miss
+ * with probability below (3/4)^32, about 1e-4. */
+#define NFT_LB_DRAWS 32
+
+/* Appends the creation (add) or deletion of load-balancing chain kind-size. */
+int nft_ruleset_lb_chain(struct nft_batch *b, uint8_t family, enum nft_lb_kind kind, uint32_t size,
 			 bool add);
 /* Writes "lb-5", "np-ext-5", ... into buf (at least 24 bytes). */
 const char *nft_lb_chain_name(enum nft_lb_kind kind, uint32_t n, char *buf);
