@@ -24,6 +24,7 @@
 
 #include "dataplane.h"
 #include "nft/batch.h"
+#include "nft/conntrack.h"
 #include "nft/ruleset.h"
 #include "util/hashmap.h"
 #include "util/log.h"
@@ -713,6 +714,90 @@ static int build_incremental(struct dataplane *dp, const struct tracker_changes 
 	return r;
 }
 
+/* Whether every endpoint of a that traffic could use is still usable in b,
+ * and a had some: then no conntrack entry can have gone stale. */
+static bool eps_kept(const struct svc_port *a, const struct svc_port *b)
+{
+	const struct endpoint *ea, *eb;
+	size_t na, nb;
+
+	ea = svc_port_internal_eps(a, &na);
+	eb = svc_port_internal_eps(b, &nb);
+	if (!na || a->etp_local != b->etp_local || a->itp_local != b->itp_local)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		size_t j;
+
+		for (j = 0; j < nb; j++) {
+			if (ea[i].port == eb[j].port && ipaddr_equal(&ea[i].addr, &eb[j].addr))
+				break;
+		}
+		if (j == nb)
+			return false;
+	}
+	ea = svc_port_external_eps(a, &na);
+	eb = svc_port_external_eps(b, &nb);
+	for (size_t i = 0; i < na; i++) {
+		size_t j;
+
+		for (j = 0; j < nb; j++) {
+			if (ea[i].port == eb[j].port && ipaddr_equal(&ea[i].addr, &eb[j].addr))
+				break;
+		}
+		if (j == nb)
+			return false;
+	}
+	return true;
+}
+
+static const struct svc_port *find_port(const struct svc_ports *ports, const struct svc_port *sp)
+{
+	for (size_t i = 0; ports && i < ports->n; i++) {
+		const struct svc_port *o = &ports->v[i];
+
+		if (o->family == sp->family && o->protocol == sp->protocol &&
+		    !strcmp(o->port_name, sp->port_name))
+			return o;
+	}
+	return NULL;
+}
+
+/* After a sync, deletes the UDP conntrack entries it made stale: all of them
+ * after a full sync (a restart, where the previous endpoints are unknown),
+ * else those of the ports whose usable endpoints lost one or went from none
+ * to some, and of the ports that went away. */
+static void clear_conntrack(struct dataplane *dp, const struct tracker_changes *ch, bool full)
+{
+	struct ct_plan *plan = ct_plan_new();
+	int r = 0;
+
+	if (!plan)
+		return;
+	for (size_t i = 0; i < ch->n && r == 0; i++) {
+		const struct svc_ports *o = full ? NULL : ch->v[i].old, *n = ch->v[i].new;
+
+		for (size_t k = 0; n && k < n->n && r == 0; k++) {
+			const struct svc_port *prev = find_port(o, &n->v[k]);
+
+			if (full || !prev || !eps_kept(prev, &n->v[k]))
+				r = ct_plan_add_port(plan, &n->v[k], false);
+		}
+		for (size_t k = 0; o && k < o->n && r == 0; k++) {
+			if (!find_port(n, &o->v[k]))
+				r = ct_plan_add_port(plan, &o->v[k], true);
+		}
+	}
+	if (r == 0 && ct_plan_size(plan)) {
+		r = ct_plan_run(plan);
+		if (r > 0)
+			log_v(2, "conntrack: deleted %d stale UDP entries", r);
+	}
+	if (r < 0)
+		log_warn("conntrack: could not clear stale UDP entries: %s", strerror(-r));
+	(void)dp;
+	ct_plan_free(plan);
+}
+
 static int nft_sync(struct dataplane *dp, const struct tracker_changes *ch, char *err,
 		    size_t errlen)
 {
@@ -752,6 +837,7 @@ static int nft_sync(struct dataplane *dp, const struct tracker_changes *ch, char
 		dp->stats.elements -= dels.n;
 		log_v(4, "nftables: %zu messages, %zu bytes, +%zu -%zu elements",
 		      nft_batch_count(b), nft_batch_bytes(b), adds.n, dels.n);
+		clear_conntrack(dp, ch, full);
 	}
 	nft_batch_free(b);
 	free(dels.v);
