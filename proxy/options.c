@@ -75,12 +75,23 @@ int parse_duration_ms(const char *s, uint64_t *ret_ms)
 		double v;
 		size_t best = 0, best_len = 0;
 
-		if (!((*p >= '0' && *p <= '9') || *p == '.'))
+		char num[32];
+		size_t len = 0, digits = 0;
+
+		/* Decimal digits with at most one point, as Go durations are: no
+		 * signs, exponents or hexadecimal. */
+		while ((p[len] >= '0' && p[len] <= '9') || p[len] == '.') {
+			digits += p[len] != '.';
+			len++;
+		}
+		if (!digits || len >= sizeof(num) || memchr(p, '.', len) != memrchr(p, '.', len))
 			return -EINVAL;
-		v = strtod(p, &end);
-		if (end == p || v < 0)
+		memcpy(num, p, len);
+		num[len] = '\0';
+		v = strtod(num, &end);
+		if (*end)
 			return -EINVAL;
-		p = end;
+		p += len;
 		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 			size_t n = strlen(units[i].unit);
 

@@ -52,7 +52,9 @@ static json_t *find_named(json_t *list, const char *name, const char *field)
 		if (n && !strcmp(n, name)) {
 			json_t *inner = json_object_get(v, field);
 
-			return json_is_object(inner) ? inner : json_object();
+			/* An entry without its body reads as empty: the entry itself
+			 * has none of the body's fields. */
+			return json_is_object(inner) ? inner : v;
 		}
 	}
 	return NULL;
@@ -143,10 +145,14 @@ static int normalize_server(const char *server, char **ret, char *err, size_t er
 	} else if (!(s = strdup(server))) {
 		return -ENOMEM;
 	}
+	/* Drop trailing slashes, but never into the scheme's "://". */
 	n = strlen(s);
-	while (n > 0 && s[n - 1] == '/')
+	while (n > 0 && s[n - 1] == '/' && (n < 3 || strcmp(s + n - 3, "://")))
 		s[--n] = '\0';
-	if (n <= 8 || strchr(s, ' ')) {
+	/* A host must follow the scheme; a path after it is fine (API servers
+	 * behind proxies have one). */
+	if (!strstr(s, "://") || !strstr(s, "://")[3] || strstr(s, "://")[3] == '/' ||
+	    strchr(s, ' ')) {
 		snprintf(err, errlen, "server \"%s\" is not a URL", server);
 		free(s);
 		return -EINVAL;

@@ -61,7 +61,13 @@ int cidr_parse(const char *s, bool allow_host_bits, struct cidr *ret_cidr)
 	memset(&c, 0, sizeof(c));
 	if (ipaddr_parse(buf, &c.addr) < 0)
 		return -EINVAL;
-	if (!slash[1] || slash[1] == '+' || slash[1] == '-')
+	for (const char *d = slash + 1; ; d++) {
+		if (!*d)
+			break;
+		if (*d < '0' || *d > '9')
+			return -EINVAL;
+	}
+	if (!slash[1])
 		return -EINVAL;
 	errno = 0;
 	len = strtol(slash + 1, &end, 10);

@@ -64,9 +64,57 @@ static bool is_null(const char *s)
 	       !strcmp(s, "NULL");
 }
 
+static bool all_of(const char *s, const char *set)
+{
+	return *s && strspn(s, set) == strlen(s);
+}
+
+/* YAML 1.2 core schema floats: [-+]? ( . digits | digits [. digits?] )
+ * ( [eE] [-+]? digits )?.  The infinities and NaN have no JSON form and stay
+ * strings. */
+static bool core_float(const char *s, double *ret)
+{
+	const char *p = s;
+	char *end;
+	size_t digits = 0;
+
+	if (*p == '-' || *p == '+')
+		p++;
+	while (*p >= '0' && *p <= '9') {
+		p++;
+		digits++;
+	}
+	if (*p == '.') {
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			p++;
+			digits++;
+		}
+	}
+	if (!digits)
+		return false;
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '-' || *p == '+')
+			p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p)
+		return false;
+	errno = 0;
+	*ret = strtod(s, &end);
+	return !*end && !errno && isfinite(*ret);
+}
+
 static json_t *plain_scalar(const char *s)
 {
-	char *end;
+	const char *digits = s;
+	long long v;
+	double d;
+	int base = 10;
 
 	if (is_null(s))
 		return json_null();
@@ -74,27 +122,26 @@ static json_t *plain_scalar(const char *s)
 		return json_true();
 	if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
 		return json_false();
-	if ((s[0] >= '0' && s[0] <= '9') || ((s[0] == '-' || s[0] == '+') && s[1])) {
-		long long v;
-		double d;
+	/* Integers: [-+]? decimal digits, 0o octal, 0x hexadecimal. */
+	if (s[0] == '0' && s[1] == 'x' && all_of(s + 2, "0123456789abcdefABCDEF")) {
+		base = 16;
+		digits = s + 2;
+	} else if (s[0] == '0' && s[1] == 'o' && all_of(s + 2, "01234567")) {
+		base = 8;
+		digits = s + 2;
+	} else if (!all_of(s + (s[0] == '-' || s[0] == '+'), "0123456789")) {
+		digits = NULL;
+	}
+	if (digits) {
+		char *end;
 
-		const char *digits = s;
-		int base = 10;
-
-		if (s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
-			base = s[1] == 'x' ? 16 : 8;
-			digits = s + 2;
-		}
 		errno = 0;
 		v = strtoll(digits, &end, base);
-		if (!*end && !errno && end != digits &&
-		    (base == 10 || (*digits != '-' && *digits != '+')))
+		if (!*end && !errno)
 			return json_integer(v);
-		errno = 0;
-		d = strtod(s, &end);
-		if (!*end && !errno && isfinite(d) && strpbrk(s, "0123456789"))
-			return json_real(d);
 	}
+	if (core_float(s, &d))
+		return json_real(d);
 	return json_string(s);
 }
 
