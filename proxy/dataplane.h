@@ -46,6 +46,10 @@ struct dataplane_ops {
 	 * (the kernel then still holds the previous state). */
 	int (*sync)(struct dataplane *dp, const struct tracker_changes *changes, char *err,
 		    size_t errlen);
+	/* The ServiceCIDRs (traffic to their unallocated addresses is dropped).
+	 * Optional; returns 0 or -errno with the reason in err. */
+	int (*set_service_cidrs)(struct dataplane *dp, const struct cidr *cidrs, size_t n,
+				 char *err, size_t errlen);
 	void (*get_stats)(struct dataplane *dp, struct dataplane_stats *ret);
 	/* Frees memory only; what was programmed stays in the kernel so that a
 	 * restarted agent takes over without a gap. */

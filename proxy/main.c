@@ -23,6 +23,7 @@
 #include "kube/reflector.h"
 #include "model/tracker.h"
 #include "options.h"
+#include "util/hashmap.h"
 #include "util/log.h"
 #include "util/loop.h"
 
@@ -38,7 +39,8 @@ struct agent {
 	struct loop *loop;
 	struct kube_config *kcfg;
 	struct kube_client *client;
-	struct reflector *services, *slices, *node;
+	struct reflector *services, *slices, *node, *cidrs;
+	struct hashmap *service_cidrs; /* name -> struct service_cidr */
 	struct tracker *tracker;
 	const struct dataplane_ops *dp_ops;
 	struct dataplane *dp;
@@ -83,11 +85,24 @@ static void free_node(void *p)
 	node_info_free(p);
 }
 
+static int dec_cidr(json_t *obj, void **ret, char *err, size_t errlen)
+{
+	return decode_service_cidr(obj, (struct service_cidr **)ret, err, errlen);
+}
+
+static void free_cidr(void *p)
+{
+	service_cidr_free(p);
+}
+
 static const struct reflector_type service_type = {"Service", "/api/v1/services", dec_service,
-						   free_service};
+						   free_service, false};
 static const struct reflector_type slice_type = {
-	"EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices", dec_slice, free_slice};
-static const struct reflector_type node_type = {"Node", "/api/v1/nodes", dec_node, free_node};
+	"EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices", dec_slice, free_slice, false};
+static const struct reflector_type node_type = {"Node", "/api/v1/nodes", dec_node, free_node,
+						false};
+static const struct reflector_type cidr_type = {
+	"ServiceCIDR", "/apis/networking.k8s.io/v1/servicecidrs", dec_cidr, free_cidr, true};
 
 static void svc_upsert(void *data, const char *key, void *obj)
 {
@@ -144,9 +159,60 @@ static void synced(void *data)
 	schedule_sync(data);
 }
 
+/* Hands every ServiceCIDR's ranges to the dataplane. */
+static void push_service_cidrs(struct agent *a)
+{
+	struct cidr all[64];
+	struct hashmap_iter it = {0};
+	char err[512];
+	size_t n = 0;
+	void *v;
+
+	if (!a->dp_ops->set_service_cidrs)
+		return;
+	while (hashmap_next(a->service_cidrs, &it, NULL, NULL, &v)) {
+		const struct service_cidr *sc = v;
+
+		for (size_t i = 0; i < sc->n_cidrs && n < sizeof(all) / sizeof(all[0]); i++)
+			all[n++] = sc->cidrs[i];
+	}
+	if (a->dp_ops->set_service_cidrs(a->dp, all, n, err, sizeof(err)) < 0) {
+		log_error("%s: programming the ServiceCIDRs: %s", a->dp_ops->name, err);
+		a->need_full = true;
+		schedule_sync(a);
+	}
+}
+
+static void cidr_upsert(void *data, const char *key, void *obj)
+{
+	struct agent *a = data;
+	void *old = NULL;
+
+	if (hashmap_put_str(a->service_cidrs, key, obj, &old) < 0) {
+		service_cidr_free(obj);
+		return;
+	}
+	service_cidr_free(old);
+	push_service_cidrs(a);
+}
+
+static void cidr_remove(void *data, const char *key)
+{
+	struct agent *a = data;
+
+	service_cidr_free(hashmap_remove_str(a->service_cidrs, key));
+	push_service_cidrs(a);
+}
+
+static void cidr_synced(void *data)
+{
+	(void)data;
+}
+
 static const struct reflector_handler svc_handler = {svc_upsert, svc_remove, synced};
 static const struct reflector_handler slice_handler = {slice_upsert, slice_remove, synced};
 static const struct reflector_handler node_handler = {node_upsert, node_remove, synced};
+static const struct reflector_handler cidr_handler = {cidr_upsert, cidr_remove, cidr_synced};
 
 /* --- syncing --- */
 
@@ -340,9 +406,15 @@ static int start(struct agent *a)
 	if ((r = reflector_new(a->client, a->loop, &node_type, query, &node_handler, a, &a->node)) <
 	    0)
 		return r;
+	if (!(a->service_cidrs = hashmap_new()))
+		return -ENOMEM;
+	if ((r = reflector_new(a->client, a->loop, &cidr_type, NULL, &cidr_handler, a,
+			       &a->cidrs)) < 0)
+		return r;
 	reflector_start(a->services);
 	reflector_start(a->slices);
 	reflector_start(a->node);
+	reflector_start(a->cidrs);
 	return 0;
 }
 
@@ -351,6 +423,8 @@ static void stop(struct agent *a)
 	reflector_free(a->services);
 	reflector_free(a->slices);
 	reflector_free(a->node);
+	reflector_free(a->cidrs);
+	hashmap_free(a->service_cidrs, free_cidr);
 	kube_client_free(a->client);
 	loop_timer_free(a->sync_timer);
 	tracker_free(a->tracker);

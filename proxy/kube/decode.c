@@ -1043,3 +1043,42 @@ fail:
 	node_info_free(n);
 	return r;
 }
+
+int decode_service_cidr(json_t *obj, struct service_cidr **ret_obj, char *err, size_t errlen)
+{
+	struct dctx c = {err, errlen};
+	char key[OBJECT_KEY_MAX];
+	struct service_cidr *sc;
+	json_t *spec = NULL, *cidrs = NULL, *v;
+	size_t i;
+	int r;
+
+	*ret_obj = NULL;
+	if ((r = decode_object_key(obj, key, sizeof(key), err, errlen)) < 0)
+		return r;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc || !(sc->name = strdup(key))) {
+		free(sc);
+		return -ENOMEM;
+	}
+	if ((r = get_object(&c, obj, "spec", "spec", &spec)) < 0 ||
+	    (r = get_array(&c, spec, "cidrs", "spec.cidrs", 2, &cidrs)) < 0)
+		goto fail;
+	json_array_foreach(cidrs, i, v) {
+		if (!json_is_string(v)) {
+			r = bad(&c, "spec.cidrs[%zu]: expected a string, got %s", i, type_name(v));
+			goto fail;
+		}
+		if (cidr_parse(json_string_value(v), false, &sc->cidrs[sc->n_cidrs]) < 0) {
+			r = bad(&c, "spec.cidrs[%zu]: \"%.64s\" is not a CIDR", i,
+				json_string_value(v));
+			goto fail;
+		}
+		sc->n_cidrs++;
+	}
+	*ret_obj = sc;
+	return 0;
+fail:
+	service_cidr_free(sc);
+	return r;
+}

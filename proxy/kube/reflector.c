@@ -290,6 +290,16 @@ static void list_done(struct kube_request *req, long status, int err, const char
 	size_t i;
 
 	r->req = NULL;
+	if (status == 404 && r->type->optional) {
+		log_info("%s: not served by this API server; not watching it", r->type->kind);
+		buf_reset(&r->body, true);
+		r->state = IDLE;
+		if (!r->synced) {
+			r->synced = true;
+			r->h->synced(r->data);
+		}
+		return;
+	}
 	if (err < 0 || status != 200) {
 		r->stats.errors++;
 		if (err < 0)

@@ -25,6 +25,9 @@ struct reflector_type {
 	/* See decode.h for the contract: an object, NULL (ignore), or -EBADMSG. */
 	int (*decode)(json_t *obj, void **ret_obj, char *err, size_t errlen);
 	void (*free_obj)(void *obj);
+	/* The API server may not serve this resource (404): then the reflector
+	 * says so once, counts as synced and stops. */
+	bool optional;
 };
 
 struct reflector_handler {

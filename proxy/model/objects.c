@@ -11,6 +11,14 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
+void service_cidr_free(struct service_cidr *sc)
+{
+	if (!sc)
+		return;
+	free(sc->name);
+	free(sc);
+}
+
 void service_free(struct service *svc)
 {
 	if (!svc)

@@ -106,7 +106,15 @@ struct node_info {
 	size_t n_addrs;
 };
 
+/* A networking.k8s.io ServiceCIDR: the ranges ClusterIPs are allocated from. */
+struct service_cidr {
+	char *name;
+	struct cidr cidrs[2]; /* at most one per family */
+	size_t n_cidrs;
+};
+
 /* All accept NULL. */
+void service_cidr_free(struct service_cidr *sc);
 void service_free(struct service *svc);
 void endpoint_slice_free(struct endpoint_slice *slice);
 void node_info_free(struct node_info *node);

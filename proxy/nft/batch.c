@@ -293,6 +293,39 @@ int nft_batch_elem_flags(struct nft_batch *b, const void *key, size_t key_len, u
 	return 0;
 }
 
+int nft_batch_elem_range(struct nft_batch *b, const void *key, size_t key_len, const void *key_end,
+			 size_t key_end_len)
+{
+	struct nlattr *e, *k;
+
+	if (!b->in_elems || elem_room(b, key_len + key_end_len + 40) < 0)
+		return -ENOMEM;
+	e = mnl_attr_nest_start(b->elem_nlh, NFTA_LIST_ELEM);
+	put_key(b->elem_nlh, key, key_len);
+	k = mnl_attr_nest_start(b->elem_nlh, NFTA_SET_ELEM_KEY_END);
+	mnl_attr_put(b->elem_nlh, NFTA_DATA_VALUE, key_end_len, key_end);
+	mnl_attr_nest_end(b->elem_nlh, k);
+	mnl_attr_nest_end(b->elem_nlh, e);
+	b->elem_count++;
+	return 0;
+}
+
+int nft_batch_flush_set(struct nft_batch *b, uint16_t family, const char *table, const char *set)
+{
+	char what[96];
+	struct nlmsghdr *nlh;
+
+	snprintf(what, sizeof(what), "flushing set %s", set);
+	/* A deletion without an element list removes every element. */
+	nlh = nft_batch_msg(b, NFT_MSG_DELSETELEM, family, 0, what);
+	if (!nlh)
+		return -ENOMEM;
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set);
+	nft_batch_msg_done(b, nlh);
+	return 0;
+}
+
 int nft_batch_elem_verdict(struct nft_batch *b, const void *key, size_t key_len, int verdict,
 			   const char *chain)
 {

@@ -53,7 +53,13 @@ int nft_batch_elem_verdict(struct nft_batch *b, const void *key, size_t key_len,
 /* An element with no data and NFTA_SET_ELEM_FLAGS (e.g. the end of an
  * interval, NFT_SET_ELEM_INTERVAL_END). */
 int nft_batch_elem_flags(struct nft_batch *b, const void *key, size_t key_len, uint32_t flags);
+/* An element of a set of ranges over a concatenation: start and end keys
+ * (both inclusive). */
+int nft_batch_elem_range(struct nft_batch *b, const void *key, size_t key_len, const void *key_end,
+			 size_t key_end_len);
 void nft_batch_elems_done(struct nft_batch *b);
+/* Appends the removal of every element of a set. */
+int nft_batch_flush_set(struct nft_batch *b, uint16_t family, const char *table, const char *set);
 
 /* Sends the batch and collects the kernel's answers.  Returns 0 when the
  * kernel applied it, else -errno of the first failing message, with that

@@ -24,6 +24,7 @@
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,10 @@ const struct nft_set_def nft_sets[SET_COUNT] = {
 	[SET_NP_MASQ_EXT] = {"np-masq-ext", KEY_NODEPORT, DATA_NONE},
 	[SET_NP_MASQ_OUT] = {"np-masq-out", KEY_NODEPORT, DATA_NONE},
 	[SET_HAIRPIN] = {"hairpin", KEY_PAIR, DATA_NONE},
+	[SET_CLUSTER_IPS] = {"cluster-ips", KEY_ADDR, DATA_NONE},
+	[SET_SERVICE_CIDRS] = {"service-cidrs", KEY_ADDR, DATA_NONE, SHAPE_INTERVAL},
+	[SET_FW_FRONTENDS] = {"firewall-frontends", KEY_FRONTEND, DATA_NONE},
+	[SET_FW_ALLOW] = {"firewall-allow", KEY_FRONTEND_SADDR, DATA_NONE, SHAPE_CONCAT_INTERVAL},
 };
 
 static size_t addr_len(uint8_t family)
@@ -77,6 +82,10 @@ size_t nft_key_len(uint8_t family, enum nft_key_kind kind)
 		return 12;
 	case KEY_PAIR:
 		return 2 * addr_len(family);
+	case KEY_ADDR:
+		return addr_len(family);
+	case KEY_FRONTEND_SADDR:
+		return 2 * addr_len(family) + 8;
 	}
 	return 0;
 }
@@ -111,6 +120,10 @@ static uint32_t key_type(uint8_t family, enum nft_key_kind kind)
 		return concat(np, T_MARK);
 	case KEY_PAIR:
 		return concat(addr_type(family), addr_type(family));
+	case KEY_ADDR:
+		return addr_type(family);
+	case KEY_FRONTEND_SADDR:
+		return concat(concat(concat(addr_type(family), T_PROTO), T_SERVICE), addr_type(family));
 	}
 	return 0;
 }
@@ -209,6 +222,40 @@ static void e_lookup(struct nftnl_rule *r, const char *set, uint32_t sreg, int d
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
 	if (dreg >= 0)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, (uint32_t)dreg);
+}
+
+static void e_imm(struct nftnl_rule *r, uint32_t dreg, const void *data, size_t len)
+{
+	struct nftnl_expr *e = add(r, "immediate");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, dreg);
+	nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, (uint32_t)len);
+}
+
+static void e_verdict(struct nftnl_rule *r, int verdict)
+{
+	struct nftnl_expr *e = add(r, "immediate");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+}
+
+/* ct state & bits != 0 */
+static void e_ct_state(struct nftnl_rule *r, uint32_t bits)
+{
+	struct nftnl_expr *e = add(r, "ct");
+	uint32_t zero = 0;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, R_TMP);
+	}
+	e_bitwise(r, R_TMP, R_TMP, &bits, &zero, 4);
+	e_cmp(r, R_TMP, NFT_CMP_NEQ, &zero, 4);
 }
 
 static void e_goto(struct nftnl_rule *r, const char *chain)
@@ -316,8 +363,8 @@ static struct nftnl_rule *new_rule(uint8_t family, const char *chain)
 	return r;
 }
 
-static int put_chain(struct nft_batch *b, uint8_t family, const char *name, int hook, int prio,
-		     bool add_it)
+static int put_chain_typed(struct nft_batch *b, uint8_t family, const char *name, int hook,
+			   int prio, const char *type, bool add_it)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	struct nlmsghdr *nlh;
@@ -331,7 +378,7 @@ static int put_chain(struct nft_batch *b, uint8_t family, const char *name, int 
 	if (hook >= 0) {
 		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
 		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "nat");
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
 		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
 	}
 	snprintf(what, sizeof(what), "%s chain %s", add_it ? "adding" : "deleting", name);
@@ -345,6 +392,12 @@ static int put_chain(struct nft_batch *b, uint8_t family, const char *name, int 
 	nft_batch_msg_done(b, nlh);
 	nftnl_chain_free(c);
 	return 0;
+}
+
+static int put_chain(struct nft_batch *b, uint8_t family, const char *name, int hook, int prio,
+		     bool add_it)
+{
+	return put_chain_typed(b, family, name, hook, prio, "nat", add_it);
 }
 
 static int put_set(struct nft_batch *b, uint8_t family, const struct nft_set_def *def)
@@ -374,6 +427,19 @@ static int put_set(struct nft_batch *b, uint8_t family, const struct nft_set_def
 		break;
 	case DATA_NONE:
 		break;
+	}
+	if (def->shape == SHAPE_INTERVAL)
+		flags |= NFT_SET_INTERVAL;
+	if (def->shape == SHAPE_CONCAT_INTERVAL) {
+		/* Field lengths as nft gives them: address, proto, port, address. */
+		uint8_t fields[NFT_REG32_COUNT] = {0};
+
+		fields[0] = (uint8_t)addr_len(family);
+		fields[1] = 1;
+		fields[2] = 2;
+		fields[3] = (uint8_t)addr_len(family);
+		flags |= NFT_SET_INTERVAL | NFT_SET_CONCAT;
+		nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, sizeof(fields));
 	}
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, flags);
 	nftnl_set_set_u32(s, NFTNL_SET_ID, (uint32_t)(def - nft_sets) + 1);
@@ -559,6 +625,80 @@ static int build_reject(struct nft_batch *b, uint8_t fam)
 	return put_rule(b, r, "adding reject rule");
 }
 
+/* Refuses traffic to a ClusterIP on a port it does not serve (the packet
+ * reached here untranslated) and drops traffic to unallocated addresses of
+ * the ServiceCIDRs; both only for new connections.  Used on the forward and
+ * output paths, after DNAT. */
+static int build_cluster_ips_check(struct nft_batch *b, uint8_t fam, const char *chain)
+{
+	uint32_t alen = (uint32_t)addr_len(fam);
+	struct nftnl_rule *r;
+	int ret;
+
+	if (!(r = new_rule(fam, chain)))
+		return -ENOMEM;
+	e_ct_state(r, NF_CT_STATE_BIT(IP_CT_NEW));
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, fam == NFPROTO_IPV4 ? 16 : 24, alen, R_KEY);
+	e_lookup(r, nft_sets[SET_CLUSTER_IPS].name, R_KEY, -1);
+	e_goto(r, NFT_NO_ENDPOINTS);
+	if ((ret = put_rule(b, r, "adding cluster-ip check")) < 0)
+		return ret;
+	if (!(r = new_rule(fam, chain)))
+		return -ENOMEM;
+	e_ct_state(r, NF_CT_STATE_BIT(IP_CT_NEW));
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, fam == NFPROTO_IPV4 ? 16 : 24, alen, R_KEY);
+	e_lookup(r, nft_sets[SET_SERVICE_CIDRS].name, R_KEY, -1);
+	e_verdict(r, NF_DROP);
+	return put_rule(b, r, "adding service-cidr check");
+}
+
+/* Filter chains: loadBalancerSourceRanges before DNAT, conntrack INVALID
+ * drops and the ClusterIP checks after it. */
+static int build_filters(struct nft_batch *b, uint8_t fam)
+{
+	uint32_t alen = (uint32_t)addr_len(fam);
+	struct nftnl_rule *r;
+	struct nftnl_expr *e;
+	int ret;
+
+	if ((ret = put_chain_typed(b, fam, "filter-prerouting", NF_INET_PRE_ROUTING, -110,
+				   "filter", true)) < 0 ||
+	    (ret = put_chain_typed(b, fam, "filter-forward", NF_INET_FORWARD, 0, "filter", true)) <
+		    0 ||
+	    (ret = put_chain_typed(b, fam, "filter-output", NF_INET_LOCAL_OUT, -90, "filter",
+				   true)) < 0)
+		return ret;
+
+	/* ip daddr . proto . dport @firewall-frontends
+	 * ip daddr . proto . dport . ip saddr != @firewall-allow drop */
+	if (!(r = new_rule(fam, "filter-prerouting")))
+		return -ENOMEM;
+	e_frontend_key(r, fam, false);
+	e_lookup(r, nft_sets[SET_FW_FRONTENDS].name, R_KEY, -1);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, fam == NFPROTO_IPV4 ? 12 : 8, alen,
+		  R_KEY + alen / 4 + 2);
+	if ((e = add(r, "lookup"))) {
+		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, nft_sets[SET_FW_ALLOW].name);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, R_KEY);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+	}
+	e_verdict(r, NF_DROP);
+	if ((ret = put_rule(b, r, "adding source-range rule")) < 0)
+		return ret;
+
+	/* Packets conntrack cannot place (out of window, say) would otherwise
+	 * reach an endpoint untranslated and be answered with a reset. */
+	if (!(r = new_rule(fam, "filter-forward")))
+		return -ENOMEM;
+	e_ct_state(r, NF_CT_STATE_INVALID_BIT);
+	e_verdict(r, NF_DROP);
+	if ((ret = put_rule(b, r, "adding invalid-state rule")) < 0)
+		return ret;
+	if ((ret = build_cluster_ips_check(b, fam, "filter-forward")) < 0)
+		return ret;
+	return build_cluster_ips_check(b, fam, "filter-output");
+}
+
 int nft_ruleset_build(struct nft_batch *b, const struct nft_ruleset_config *cfg)
 {
 	uint8_t fam = cfg->family;
@@ -580,7 +720,7 @@ int nft_ruleset_build(struct nft_batch *b, const struct nft_ruleset_config *cfg)
 	    (ret = put_chain(b, fam, "output", NF_INET_LOCAL_OUT, DSTNAT, true)) < 0 ||
 	    (ret = put_chain(b, fam, "postrouting", NF_INET_POST_ROUTING, SRCNAT, true)) < 0)
 		return ret;
-	if ((ret = build_reject(b, fam)) < 0 ||
+	if ((ret = build_reject(b, fam)) < 0 || (ret = build_filters(b, fam)) < 0 ||
 	    (ret = build_dispatch(b, cfg, "dispatch-int", SET_MASQ_INT, SET_FE_INT, SET_NP_MASQ_INT,
 				  SET_NP_FE_INT, false)) < 0 ||
 	    (ret = build_dispatch(b, cfg, "dispatch-ext", SET_MASQ_EXT, SET_FE_EXT, SET_NP_MASQ_EXT,
@@ -636,4 +776,153 @@ int nft_ruleset_lb_chain(struct nft_batch *b, uint8_t fam, enum nft_lb_kind kind
 			return ret;
 	}
 	return 0;
+}
+
+const char *nft_affinity_chain_name(uint32_t id, char *buf)
+{
+	snprintf(buf, 24, "aff-%u", id);
+	return buf;
+}
+
+static void affinity_set_name(uint32_t id, uint32_t ep, char *buf, size_t len)
+{
+	snprintf(buf, len, "aff-%u-%08x", id, ep);
+}
+
+int nft_ruleset_affinity_set(struct nft_batch *b, uint8_t fam, uint32_t id, uint32_t ep,
+			     uint32_t timeout, bool add_it)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+	char name[48], what[96];
+
+	if (!s)
+		return -ENOMEM;
+	affinity_set_name(id, ep, name, sizeof(name));
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, fam);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE_NAME);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	if (add_it) {
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, addr_type(fam));
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)addr_len(fam));
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
+		nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, (uint64_t)timeout * 1000);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, 1000 + id);
+	}
+	snprintf(what, sizeof(what), "%s set %s", add_it ? "adding" : "deleting", name);
+	nlh = nft_batch_msg(b, add_it ? NFT_MSG_NEWSET : NFT_MSG_DELSET, fam,
+			    add_it ? NLM_F_CREATE : 0, what);
+	if (!nlh) {
+		nftnl_set_free(s);
+		return -ENOMEM;
+	}
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	nft_batch_msg_done(b, nlh);
+	nftnl_set_free(s);
+	return 0;
+}
+
+/* update @set { ip saddr } dnat ip to addr:port */
+static void e_affinity_pick(struct nftnl_rule *r, const struct nft_affinity *aff, size_t i,
+			    const char *set)
+{
+	uint32_t alen = (uint32_t)addr_len(aff->family);
+	uint8_t port[4] = {(uint8_t)(aff->ports[i] >> 8), (uint8_t)(aff->ports[i] & 0xff), 0, 0};
+	struct nftnl_expr *e;
+
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, aff->family == NFPROTO_IPV4 ? 12 : 8, alen, R_KEY);
+	if ((e = add(r, "dynset"))) {
+		nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, R_KEY);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+	}
+	e_imm(r, R_KEY, aff->addrs[i].bytes, alen);
+	e_imm(r, R_KEY + alen / 4, port, 2);
+	if ((e = add(r, "nat"))) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, aff->family);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, R_KEY);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, R_KEY + alen / 4);
+	}
+}
+
+int nft_ruleset_affinity_chain(struct nft_batch *b, const struct nft_affinity *aff, bool add_it,
+			       bool exists)
+{
+	uint32_t alen = (uint32_t)addr_len(aff->family);
+	char name[24], set[48];
+	int ret;
+
+	nft_affinity_chain_name(aff->id, name);
+	if (!add_it)
+		return put_chain(b, aff->family, name, -1, 0, false);
+	if (exists) {
+		/* A rule deletion naming only the chain flushes it. */
+		struct nftnl_rule *r = new_rule(aff->family, name);
+		struct nlmsghdr *nlh;
+
+		if (!r)
+			return -ENOMEM;
+		nlh = nft_batch_msg(b, NFT_MSG_DELRULE, aff->family, 0, "flushing affinity chain");
+		if (!nlh) {
+			nftnl_rule_free(r);
+			return -ENOMEM;
+		}
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		nft_batch_msg_done(b, nlh);
+		nftnl_rule_free(r);
+	} else if ((ret = put_chain(b, aff->family, name, -1, 0, true)) < 0) {
+		return ret;
+	}
+	/* A client seen recently goes back to its endpoint. */
+	for (size_t i = 0; i < aff->n; i++) {
+		struct nftnl_rule *r = new_rule(aff->family, name);
+		uint32_t h = nft_affinity_endpoint_id(&aff->addrs[i], aff->ports[i]);
+
+		if (!r)
+			return -ENOMEM;
+		affinity_set_name(aff->id, h, set, sizeof(set));
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, aff->family == NFPROTO_IPV4 ? 12 : 8, alen,
+			  R_KEY);
+		e_lookup(r, set, R_KEY, -1);
+		e_affinity_pick(r, aff, i, set);
+		if ((ret = put_rule(b, r, "adding affinity rule")) < 0)
+			return ret;
+	}
+	/* A new client: endpoint i with probability 1/(n-i) among those left,
+	 * which makes every endpoint equally likely. */
+	for (size_t i = 0; i < aff->n; i++) {
+		struct nftnl_rule *r = new_rule(aff->family, name);
+		uint32_t h = nft_affinity_endpoint_id(&aff->addrs[i], aff->ports[i]);
+		struct nftnl_expr *e;
+		uint32_t zero = 0;
+
+		if (!r)
+			return -ENOMEM;
+		affinity_set_name(aff->id, h, set, sizeof(set));
+		if (i + 1 < aff->n && (e = add(r, "numgen"))) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, R_TMP);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, (uint32_t)(aff->n - i));
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, 0);
+			e_cmp(r, R_TMP, NFT_CMP_EQ, &zero, 4);
+		}
+		e_affinity_pick(r, aff, i, set);
+		if ((ret = put_rule(b, r, "adding affinity rule")) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+uint32_t nft_affinity_endpoint_id(const struct ipaddr *addr, uint16_t port)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < 16; i++) {
+		h ^= addr->bytes[i];
+		h *= 16777619u;
+	}
+	h ^= port;
+	h *= 16777619u;
+	return h;
 }

@@ -49,25 +49,45 @@ enum nft_set {
 	SET_NP_MASQ_INT,     /* the same three for NodePorts */
 	SET_NP_MASQ_EXT,
 	SET_NP_MASQ_OUT,
-	SET_HAIRPIN, /* endpoint . endpoint: a pod reaching itself */
+	SET_HAIRPIN,       /* endpoint . endpoint: a pod reaching itself */
+	SET_CLUSTER_IPS,   /* every ClusterIP: traffic left untranslated is refused */
+	SET_SERVICE_CIDRS, /* the ServiceCIDRs: unallocated addresses are dropped */
+	SET_FW_FRONTENDS,  /* load-balancer frontends with loadBalancerSourceRanges */
+	SET_FW_ALLOW,      /* frontend . source range allowed to reach it */
 	SET_COUNT,
 };
 
 /* Keys: a frontend is address . protocol . port, a NodePort protocol . port;
  * backends add the endpoint's index. */
-enum nft_key_kind { KEY_FRONTEND, KEY_NODEPORT, KEY_FRONTEND_IDX, KEY_NODEPORT_IDX, KEY_PAIR };
+enum nft_key_kind {
+	KEY_FRONTEND,
+	KEY_NODEPORT,
+	KEY_FRONTEND_IDX,
+	KEY_NODEPORT_IDX,
+	KEY_PAIR,
+	KEY_ADDR,
+	KEY_FRONTEND_SADDR, /* frontend . source address */
+};
 enum nft_data_kind { DATA_NONE, DATA_VERDICT, DATA_ENDPOINT };
+
+/* Set flavours: hashed, intervals of one field (rbtree), or intervals over
+ * a concatenation (pipapo; elements carry a start key and an end key). */
+enum nft_set_shape { SHAPE_HASH, SHAPE_INTERVAL, SHAPE_CONCAT_INTERVAL };
 
 struct nft_set_def {
 	const char *name;
 	enum nft_key_kind key;
 	enum nft_data_kind data;
+	enum nft_set_shape shape;
 };
 
 extern const struct nft_set_def nft_sets[SET_COUNT];
 
 /* Load-balancing chain kinds, by the map they read. */
 enum nft_lb_kind { LB_SVC, LB_SVC_EXT, LB_NP, LB_NP_EXT, LB_KINDS };
+
+/* Verdict targets other than the load-balancing chains, in elem.lb_kind. */
+enum { LB_AFFINITY = 100, LB_REJECT = 255 };
 
 struct nft_ruleset_config {
 	uint8_t family;			  /* NFPROTO_IPV4 or NFPROTO_IPV6 */
@@ -94,6 +114,29 @@ int nft_ruleset_delete(struct nft_batch *b, uint8_t family);
 /* Appends the creation (add) or deletion of load-balancing chain kind-size. */
 int nft_ruleset_lb_chain(struct nft_batch *b, uint8_t family, enum nft_lb_kind kind, uint32_t size,
 			 bool add);
+/* The chain of a Service port with session affinity (one per port and kind
+ * of traffic): the endpoints in turn, each with its set of recent clients,
+ * then a uniform random pick that records the client.  Endpoint i's set is
+ * "aff-<id>-<nft_affinity_endpoint_id() in hex>" and must exist.  Appends the chain with its rules (replacing any rules it
+ * had) when add, else its removal. */
+struct nft_affinity {
+	uint32_t id;
+	uint8_t family; /* NFPROTO_* */
+	uint32_t timeout; /* seconds */
+	const struct ipaddr *addrs;
+	const uint16_t *ports;
+	size_t n;
+};
+int nft_ruleset_affinity_chain(struct nft_batch *b, const struct nft_affinity *aff, bool add,
+			       bool exists);
+/* Creates or deletes the client set of one endpoint of an affinity chain. */
+int nft_ruleset_affinity_set(struct nft_batch *b, uint8_t family, uint32_t id, uint32_t ep,
+			     uint32_t timeout, bool add);
+/* The stable number naming an endpoint's client set. */
+uint32_t nft_affinity_endpoint_id(const struct ipaddr *addr, uint16_t port);
+/* Writes "aff-<id>" into buf (at least 24 bytes). */
+const char *nft_affinity_chain_name(uint32_t id, char *buf);
+
 /* Writes "lb-5", "np-ext-5", ... into buf (at least 24 bytes). */
 const char *nft_lb_chain_name(enum nft_lb_kind kind, uint32_t n, char *buf);
 
