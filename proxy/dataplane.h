@@ -19,6 +19,12 @@ struct dataplane_config {
 	size_t n_cluster_cidrs;
 	bool masquerade_all;
 	uint32_t masquerade_bit; /* bit number of the masquerade fwmark, 0-31 */
+	/* --nodeport-addresses: NodePorts answer only on local addresses inside
+	 * these (or, with nodeport_primary, on the addresses given later with
+	 * set_node_addresses); none of either: on every local address. */
+	const struct cidr *nodeport_cidrs;
+	size_t n_nodeport_cidrs;
+	bool nodeport_primary;
 	/* eBPF mode only */
 	const char *bpf_cgroup_path; /* cgroup v2 directory for socket hooks */
 	const char *bpf_pin_path;    /* bpffs directory for pinned maps and links */
@@ -50,6 +56,10 @@ struct dataplane_ops {
 	 * Optional; returns 0 or -errno with the reason in err. */
 	int (*set_service_cidrs)(struct dataplane *dp, const struct cidr *cidrs, size_t n,
 				 char *err, size_t errlen);
+	/* This node's primary addresses, for --nodeport-addresses=primary.
+	 * Optional; returns 0 or -errno with the reason in err. */
+	int (*set_node_addresses)(struct dataplane *dp, const struct ipaddr *addrs, size_t n,
+				  char *err, size_t errlen);
 	void (*get_stats)(struct dataplane *dp, struct dataplane_stats *ret);
 	/* Frees memory only; what was programmed stays in the kernel so that a
 	 * restarted agent takes over without a gap. */

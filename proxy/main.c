@@ -139,8 +139,16 @@ static void slice_remove(void *data, const char *key)
 static void node_upsert(void *data, const char *key, void *obj)
 {
 	struct agent *a = data;
+	const struct node_info *node = obj;
+	char err[512];
 
 	(void)key;
+	/* --nodeport-addresses=primary: the node's own addresses. */
+	if (a->dp_ops->set_node_addresses &&
+	    a->dp_ops->set_node_addresses(a->dp, node->addrs, node->n_addrs, err, sizeof(err)) < 0) {
+		log_error("%s: programming the node's addresses: %s", a->dp_ops->name, err);
+		a->need_full = true;
+	}
 	tracker_node_set(a->tracker, obj);
 	schedule_sync(a);
 }
@@ -368,6 +376,9 @@ static int start(struct agent *a)
 		.bpf_cgroup_path = a->opts.bpf_cgroup_path,
 		.bpf_pin_path = a->opts.bpf_pin_path,
 		.devices = a->opts.devices,
+		.nodeport_cidrs = a->opts.nodeport_cidrs,
+		.n_nodeport_cidrs = a->opts.n_nodeport_cidrs,
+		.nodeport_primary = a->opts.nodeport_primary,
 	};
 	char err[512], query[512];
 	int r;

@@ -47,6 +47,8 @@ struct dataplane {
 	uint32_t next_aff_id;
 	struct cidr *service_cidrs;
 	size_t n_service_cidrs;
+	struct cidr *nodeport_addrs; /* --nodeport-addresses, or the node's addresses */
+	size_t n_nodeport_addrs;
 	bool need_full;
 	struct dataplane_stats stats;
 };
@@ -491,9 +493,11 @@ static int emit_affinity_after(struct nft_batch *b, const struct aff_ops *ops)
 	return r;
 }
 
-/* Replaces the ServiceCIDRs' elements (an interval set: each prefix is a
- * start element and an end element one past its last address). */
-static int emit_service_cidrs(struct dataplane *dp, struct nft_batch *b, bool flush)
+/* Writes prefixes into an interval set, replacing its elements when flush:
+ * each prefix is a start element and an end element one past its last
+ * address (none when that wraps around). */
+static int emit_prefixes(struct dataplane *dp, struct nft_batch *b, enum nft_set set,
+			 const struct cidr *cidrs, size_t n, bool flush)
 {
 	int r = 0;
 
@@ -503,13 +507,14 @@ static int emit_service_cidrs(struct dataplane *dp, struct nft_batch *b, bool fl
 
 		if (!dp->fam[f].enabled)
 			continue;
-		if (flush && (r = nft_batch_flush_set(b, dp->fam[f].nfproto, NFT_TABLE_NAME,
-						      nft_sets[SET_SERVICE_CIDRS].name)) < 0)
+		if (flush &&
+		    (r = nft_batch_flush_set(b, dp->fam[f].nfproto, NFT_TABLE_NAME,
+					     nft_sets[set].name)) < 0)
 			break;
 		r = nft_batch_elems(b, NFT_MSG_NEWSETELEM, dp->fam[f].nfproto, NFT_TABLE_NAME,
-				    nft_sets[SET_SERVICE_CIDRS].name);
-		for (size_t i = 0; i < dp->n_service_cidrs && r == 0; i++) {
-			const struct cidr *c = &dp->service_cidrs[i];
+				    nft_sets[set].name);
+		for (size_t i = 0; i < n && r == 0; i++) {
+			const struct cidr *c = &cidrs[i];
 			uint8_t end[16];
 			bool overflow = true;
 
@@ -531,6 +536,45 @@ static int emit_service_cidrs(struct dataplane *dp, struct nft_batch *b, bool fl
 		nft_batch_elems_done(b);
 	}
 	return r;
+}
+
+/* Replaces the elements of one prefix set outside a sync. */
+static int replace_prefixes(struct dataplane *dp, enum nft_set set, const struct cidr *cidrs,
+			    size_t n, char *err, size_t errlen)
+{
+	struct nft_batch *b;
+	int r;
+
+	if (dp->need_full)
+		return 0; /* the coming full sync writes them */
+	b = nft_batch_new(dp->conn);
+	if (!b)
+		return -ENOMEM;
+	r = emit_prefixes(dp, b, set, cidrs, n, true);
+	if (r == 0)
+		r = nft_batch_commit(b, err, errlen);
+	else
+		snprintf(err, errlen, "building the transaction: %s", strerror(-r));
+	nft_batch_free(b);
+	if (r < 0)
+		dp->need_full = true;
+	return r;
+}
+
+static int store_prefixes(struct cidr **dst, size_t *dst_n, const struct cidr *src, size_t n)
+{
+	struct cidr *copy = NULL;
+
+	if (n) {
+		copy = malloc(n * sizeof(*copy));
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, src, n * sizeof(*copy));
+	}
+	free(*dst);
+	*dst = copy;
+	*dst_n = n;
+	return 0;
 }
 
 /* --- building a transaction --- */
@@ -622,9 +666,10 @@ static int build(struct dataplane *dp, const struct tracker_changes *ch, bool fu
 	if (full) {
 		reset_state(dp);
 		for (int f = 0; f < NFAM && r == 0; f++) {
-			struct nft_ruleset_config rc = {dp->fam[f].nfproto, dp->cidrs,
-							dp->cfg.n_cluster_cidrs,
-							1u << dp->cfg.masquerade_bit};
+			struct nft_ruleset_config rc = {
+				dp->fam[f].nfproto, dp->cidrs, dp->cfg.n_cluster_cidrs,
+				1u << dp->cfg.masquerade_bit,
+				dp->cfg.n_nodeport_cidrs > 0 || dp->cfg.nodeport_primary};
 
 			if (dp->fam[f].enabled)
 				r = nft_ruleset_build(b, &rc);
@@ -632,7 +677,11 @@ static int build(struct dataplane *dp, const struct tracker_changes *ch, bool fu
 				r = nft_ruleset_delete(b, dp->fam[f].nfproto);
 		}
 		if (r == 0)
-			r = emit_service_cidrs(dp, b, false);
+			r = emit_prefixes(dp, b, SET_SERVICE_CIDRS, dp->service_cidrs,
+					  dp->n_service_cidrs, false);
+		if (r == 0)
+			r = emit_prefixes(dp, b, SET_NODEPORT_ADDRS, dp->nodeport_addrs,
+					  dp->n_nodeport_addrs, false);
 	}
 	for (size_t i = 0; i < ch->n && r == 0; i++)
 		r = render_change(dp, full ? NULL : ch->v[i].old, ch->v[i].new, dels, adds, &ops);
@@ -782,33 +831,31 @@ static int nft_sync(struct dataplane *dp, const struct tracker_changes *ch, char
 static int nft_set_service_cidrs(struct dataplane *dp, const struct cidr *cidrs, size_t n,
 				 char *err, size_t errlen)
 {
-	struct cidr *copy = NULL;
-	struct nft_batch *b;
+	int r = store_prefixes(&dp->service_cidrs, &dp->n_service_cidrs, cidrs, n);
+
+	return r < 0 ? r : replace_prefixes(dp, SET_SERVICE_CIDRS, cidrs, n, err, errlen);
+}
+
+static int nft_set_node_addresses(struct dataplane *dp, const struct ipaddr *addrs, size_t n,
+				  char *err, size_t errlen)
+{
+	struct cidr *cidrs;
 	int r;
 
-	if (n) {
-		copy = malloc(n * sizeof(*copy));
-		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, cidrs, n * sizeof(*copy));
-	}
-	free(dp->service_cidrs);
-	dp->service_cidrs = copy;
-	dp->n_service_cidrs = n;
-	if (dp->need_full)
-		return 0; /* the coming full sync writes them */
-	b = nft_batch_new(dp->conn);
-	if (!b)
+	if (!dp->cfg.nodeport_primary)
+		return 0;
+	cidrs = calloc(n ? n : 1, sizeof(*cidrs));
+	if (!cidrs)
 		return -ENOMEM;
-	r = emit_service_cidrs(dp, b, true);
-	if (r == 0)
-		r = nft_batch_commit(b, err, errlen);
-	else
-		snprintf(err, errlen, "building the transaction: %s", strerror(-r));
-	nft_batch_free(b);
+	for (size_t i = 0; i < n; i++) {
+		cidrs[i].addr = addrs[i];
+		cidrs[i].prefix_len = addrs[i].family == AF_INET ? 32 : 128;
+	}
+	r = store_prefixes(&dp->nodeport_addrs, &dp->n_nodeport_addrs, cidrs, n);
+	free(cidrs);
 	if (r < 0)
-		dp->need_full = true;
-	return r;
+		return r;
+	return replace_prefixes(dp, SET_NODEPORT_ADDRS, dp->nodeport_addrs, n, err, errlen);
 }
 
 static void nft_free(struct dataplane *dp)
@@ -820,6 +867,7 @@ static void nft_free(struct dataplane *dp)
 	hashmap_free(dp->shared, NULL);
 	hashmap_free(dp->ports, port_state_free);
 	free(dp->service_cidrs);
+	free(dp->nodeport_addrs);
 	free(dp->cidrs);
 	free(dp);
 }
@@ -842,6 +890,12 @@ static int nft_init(const struct dataplane_config *cfg, struct dataplane **ret, 
 		memcpy(dp->cidrs, cfg->cluster_cidrs, cfg->n_cluster_cidrs * sizeof(*dp->cidrs));
 	}
 	dp->cfg.cluster_cidrs = dp->cidrs;
+	if (store_prefixes(&dp->nodeport_addrs, &dp->n_nodeport_addrs, cfg->nodeport_cidrs,
+			   cfg->n_nodeport_cidrs) < 0) {
+		nft_free(dp);
+		return -ENOMEM;
+	}
+	dp->cfg.nodeport_cidrs = NULL;
 	dp->fam[0] = (struct nft_fam){NFPROTO_IPV4, cfg->ipv4};
 	dp->fam[1] = (struct nft_fam){NFPROTO_IPV6, cfg->ipv6};
 	dp->rcfg = (struct render_config){cfg->n_cluster_cidrs > 0, cfg->masquerade_all,
@@ -916,6 +970,7 @@ const struct dataplane_ops nft_dataplane_ops = {
 	.init = nft_init,
 	.sync = nft_sync,
 	.set_service_cidrs = nft_set_service_cidrs,
+	.set_node_addresses = nft_set_node_addresses,
 	.get_stats = nft_get_stats,
 	.free = nft_free,
 	.cleanup = nft_cleanup,

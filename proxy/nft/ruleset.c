@@ -62,6 +62,7 @@ const struct nft_set_def nft_sets[SET_COUNT] = {
 	[SET_SERVICE_CIDRS] = {"service-cidrs", KEY_ADDR, DATA_NONE, SHAPE_INTERVAL},
 	[SET_FW_FRONTENDS] = {"firewall-frontends", KEY_FRONTEND, DATA_NONE},
 	[SET_FW_ALLOW] = {"firewall-allow", KEY_FRONTEND_SADDR, DATA_NONE, SHAPE_CONCAT_INTERVAL},
+	[SET_NODEPORT_ADDRS] = {"nodeport-addresses", KEY_ADDR, DATA_NONE, SHAPE_INTERVAL},
 };
 
 static size_t addr_len(uint8_t family)
@@ -295,8 +296,8 @@ static uint32_t e_frontend_key(struct nftnl_rule *r, uint8_t family, bool nodepo
 }
 
 /* Matches destinations that NodePorts answer on: local addresses other than
- * loopback. */
-static void e_nodeport_addr(struct nftnl_rule *r, uint8_t family)
+ * loopback, and only those in @nodeport-addresses when restricted. */
+static void e_nodeport_addr(struct nftnl_rule *r, uint8_t family, bool restricted)
 {
 	struct nftnl_expr *e = add(r, "fib");
 	uint32_t local = RTN_LOCAL;
@@ -318,6 +319,11 @@ static void e_nodeport_addr(struct nftnl_rule *r, uint8_t family)
 
 		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 24, 16, R_TMP);
 		e_cmp(r, R_TMP, NFT_CMP_NEQ, &lo, 16);
+	}
+	if (restricted) {
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, family == NFPROTO_IPV4 ? 16 : 24,
+			  family == NFPROTO_IPV4 ? 4 : 16, R_TMP);
+		e_lookup(r, nft_sets[SET_NODEPORT_ADDRS].name, R_TMP, -1);
 	}
 }
 
@@ -538,7 +544,7 @@ static int build_dispatch(struct nft_batch *b, const struct nft_ruleset_config *
 		if (!(r = new_rule(fam, chain)))
 			return -ENOMEM;
 		if (nodeport)
-			e_nodeport_addr(r, fam);
+			e_nodeport_addr(r, fam, cfg->nodeport_restricted);
 		e_frontend_key(r, fam, nodeport);
 		e_lookup(r, nft_sets[nodeport ? np_masq : masq].name, R_KEY, -1);
 		e_set_mark(r, cfg->masq_mark, false);
@@ -549,7 +555,7 @@ static int build_dispatch(struct nft_batch *b, const struct nft_ruleset_config *
 			if (!(r = new_rule(fam, chain)))
 				return -ENOMEM;
 			if (nodeport)
-				e_nodeport_addr(r, fam);
+				e_nodeport_addr(r, fam, cfg->nodeport_restricted);
 			e_frontend_key(r, fam, nodeport);
 			e_lookup(r, nft_sets[maps[m]].name, R_KEY, NFT_REG_VERDICT);
 			if ((ret = put_rule(b, r, "adding frontend rule")) < 0)

@@ -54,6 +54,7 @@ enum nft_set {
 	SET_SERVICE_CIDRS, /* the ServiceCIDRs: unallocated addresses are dropped */
 	SET_FW_FRONTENDS,  /* load-balancer frontends with loadBalancerSourceRanges */
 	SET_FW_ALLOW,      /* frontend . source range allowed to reach it */
+	SET_NODEPORT_ADDRS, /* --nodeport-addresses */
 	SET_COUNT,
 };
 
@@ -94,6 +95,9 @@ struct nft_ruleset_config {
 	const struct cidr *cluster_cidrs; /* pod sources; only those of family */
 	size_t n_cluster_cidrs;
 	uint32_t masq_mark; /* the fwmark bit meaning "masquerade me" */
+	/* NodePorts answer only on local addresses in @nodeport-addresses
+	 * (--nodeport-addresses), instead of on every local address. */
+	bool nodeport_restricted;
 };
 
 /* Byte sizes of keys and data in a family. */

@@ -271,3 +271,126 @@ def test_unallocated_cluster_ip_is_dropped():
         assert r.ok and r.name == "outside", r
     finally:
         C.sb.kill(srv)
+
+
+def test_publish_not_ready_addresses_follow_the_slice():
+    # The endpoints controller marks unready pods ready in the slice when the
+    # Service publishes not-ready addresses; kproxy goes by the slice.
+    C.create(service("pnr", PORTS, cluster_ip="10.96.5.15", publishNotReadyAddresses=True),
+             endpoint_slice("pnr", [C.pod_endpoint("b1", ready=False)], SLICE_PORTS))
+    time.sleep(0.5)
+    r = C.sb.probe("pod-cl1", "tcp", "10.96.5.15", 80, timeout_ms=600)
+    assert r.error == "refused", r
+    C.replace(endpoint_slice("pnr", [C.pod_endpoint("b1", ready=True)], SLICE_PORTS))
+    wait_names("pod-cl1", "tcp", "10.96.5.15", 80, {"b1"})
+
+
+def test_rolling_update_loses_no_request():
+    C.create(service("roll", PORTS, cluster_ip="10.96.5.16", type="NodePort"),
+             endpoint_slice("roll", [C.pod_endpoint("a1"), C.pod_endpoint("b1")], SLICE_PORTS))
+    np = C.get("service", "roll")["spec"]["ports"][0]["nodePort"]
+    wait_names("pod-cl1", "tcp", "10.96.5.16", 80, {"a1", "b1"})
+    # New connections every 20 ms, through the ClusterIP and the NodePort,
+    # while the endpoints roll from (a1, b1) to (a2, b2) one at a time, the
+    # old ones first turning terminating.
+    term = {"ready": False, "serving": True, "terminating": True}
+    loads = [C.sb.spawn("pod-cl1", [sandbox.PROBE, "--count", "150", "--interval", "20",
+                                    "--timeout", "1000", "tcp", "10.96.5.16", "80"],
+                        log="roll-cip"),
+             C.sb.spawn("client", [sandbox.PROBE, "--count", "150", "--interval", "20",
+                                   "--timeout", "1000", "tcp", C.sb.node_ip("node1"), str(np)],
+                        log="roll-np")]
+    steps = [[C.pod_endpoint("a1"), C.pod_endpoint("b1"), C.pod_endpoint("a2")],
+             [C.pod_endpoint("a1", **term), C.pod_endpoint("b1"), C.pod_endpoint("a2")],
+             [C.pod_endpoint("b1"), C.pod_endpoint("a2"), C.pod_endpoint("b2")],
+             [C.pod_endpoint("b1", **term), C.pod_endpoint("a2"), C.pod_endpoint("b2")],
+             [C.pod_endpoint("a2"), C.pod_endpoint("b2")]]
+    for eps in steps:
+        time.sleep(0.4)
+        C.replace(endpoint_slice("roll", eps, SLICE_PORTS))
+    for p in loads:
+        p.wait(timeout=30)
+    for p in loads:
+        out = C.sb.log_of(p)
+        assert p.returncode == 0 and "ERROR" not in out, out
+    wait_names("pod-cl1", "tcp", "10.96.5.16", 80, {"a2", "b2"})
+
+
+def test_conntrack_invalid_packets_are_dropped():
+    # A TCP segment with SYN and FIN together can belong to no connection:
+    # conntrack marks it INVALID, and node2 must not forward it to b3.
+    capture = C.sb.spawn("pod-b3", [sys.executable, "-c", RAW_CAPTURE], log="raw-capture")
+    time.sleep(0.3)
+    send = C.sb.exec("pod-cl1", [sys.executable, "-c", RAW_SEND, C.pod_ip("cl1"),
+                                 C.pod_ip("b3")])
+    assert send.returncode == 0, send.stderr
+    capture.wait(timeout=10)
+    out = C.sb.log_of(capture)
+    assert "valid-seen" in out and "invalid-seen" not in out, out
+
+
+# Receives TCP segments to port 9999 for two seconds; reports which kinds came.
+RAW_CAPTURE = r"""
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s.settimeout(0.2)
+end = time.time() + 2.0
+seen = set()
+while time.time() < end:
+    try:
+        data = s.recv(2048)
+    except socket.timeout:
+        continue
+    ihl = (data[0] & 15) * 4
+    dport = int.from_bytes(data[ihl + 2:ihl + 4], "big")
+    flags = data[ihl + 13]
+    if dport == 9999:
+        seen.add("invalid-seen" if flags & 0x03 == 0x03 else "valid-seen")
+print(" ".join(sorted(seen)) or "nothing", flush=True)
+"""
+
+# Sends a SYN+FIN segment, then a plain SYN, to port 9999 of the given address.
+RAW_SEND = r"""
+import socket, struct, sys, time
+src, dst = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+def seg(flags, sport):
+    hdr = struct.pack("!HHIIBBHHH", sport, 9999, 1000, 0, 5 << 4, flags, 1024, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
+    return hdr[:16] + struct.pack("!H", csum(pseudo + hdr)) + hdr[18:]
+s.sendto(seg(0x03, 40001), (dst, 0))
+time.sleep(0.2)
+s.sendto(seg(0x02, 40002), (dst, 0))
+"""
+
+
+def test_masquerade_all_and_node_port_addresses():
+    try:
+        C.stop_agent("node1")
+        C.sb.add_node_address("node1", "10.91.0.11")
+        C.start_agent("node1", extra=["--masquerade-all",
+                                      f"--nodeport-addresses={sandbox.FABRIC_CIDR}"])
+        C.create(service("masq", PORTS, cluster_ip="10.96.5.17", type="NodePort"),
+                 endpoint_slice("masq", [C.pod_endpoint("b1")], SLICE_PORTS))
+        np = C.get("service", "masq")["spec"]["ports"][0]["nodePort"]
+        r = wait_names("pod-cl1", "tcp", "10.96.5.17", 80, {"b1"})
+        # Even pod traffic to a ClusterIP leaves with node1's address.
+        assert {x.client_ip for x in r.replies} == {C.sb.node_ip("node1")}, r
+        wait_names("node1", "tcp", C.sb.node_ip("node1"), np, {"b1"})
+        # The extra address is outside --nodeport-addresses.
+        r = C.sb.probe("node1", "tcp", "10.91.0.11", np, timeout_ms=600)
+        assert not r.ok, r
+    finally:
+        C.stop_agent("node1")
+        C.start_agent("node1")
+    # Back to the defaults: NodePorts answer on every node address.
+    wait_names("node1", "tcp", "10.91.0.11", np, {"b1"})
+    r = wait_names("pod-cl1", "tcp", "10.96.5.17", 80, {"b1"})
+    assert {x.client_ip for x in r.replies} == {C.pod_ip("cl1")}, r
