@@ -554,6 +554,11 @@ def test_watcher_after_killed_process():
         p, prefix, echod = _child(reaper=True, suicide=True)
         p.wait(5)
         assert _wait_gone(prefix), "the watcher did not tear the sandbox down"
+        # The namespaces go first; the processes and the state file follow.
+        deadline = time.monotonic() + 5
+        while (S._alive(echod) or S.load_state(prefix) is not None) and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
         assert not S._alive(echod) and S.load_state(prefix) is None
     finally:
         _reap_children()
