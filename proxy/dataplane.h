@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "model/tracker.h"
+#include "options.h"
 #include "util/addr.h"
 
 struct dataplane_config {
@@ -19,6 +20,10 @@ struct dataplane_config {
 	size_t n_cluster_cidrs;
 	bool masquerade_all;
 	uint32_t masquerade_bit; /* bit number of the masquerade fwmark, 0-31 */
+	/* How traffic from pods is recognised: by cluster_cidrs, by the Node's
+	 * podCIDRs (set_node), or by the interface it arrives on. */
+	enum detect_local detect_local;
+	const char *pod_iface; /* the bridge, or the interface name prefix */
 	/* --nodeport-addresses: NodePorts answer only on local addresses inside
 	 * these (or, with nodeport_primary, on the addresses given later with
 	 * set_node_addresses); none of either: on every local address. */
@@ -56,10 +61,11 @@ struct dataplane_ops {
 	 * Optional; returns 0 or -errno with the reason in err. */
 	int (*set_service_cidrs)(struct dataplane *dp, const struct cidr *cidrs, size_t n,
 				 char *err, size_t errlen);
-	/* This node's primary addresses, for --nodeport-addresses=primary.
-	 * Optional; returns 0 or -errno with the reason in err. */
-	int (*set_node_addresses)(struct dataplane *dp, const struct ipaddr *addrs, size_t n,
-				  char *err, size_t errlen);
+	/* This node's object changed: its addresses (--nodeport-addresses
+	 * primary) and pod CIDRs (detect-local NodeCIDR).  Optional; returns 0 or
+	 * -errno with the reason in err. */
+	int (*set_node)(struct dataplane *dp, const struct node_info *node, char *err,
+			size_t errlen);
 	void (*get_stats)(struct dataplane *dp, struct dataplane_stats *ret);
 	/* Frees memory only; what was programmed stays in the kernel so that a
 	 * restarted agent takes over without a gap. */

@@ -22,10 +22,12 @@
 #include "kube/decode.h"
 #include "kube/reflector.h"
 #include "model/tracker.h"
+#include "config.h"
 #include "options.h"
 #include "util/hashmap.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "util/sysctl.h"
 
 #ifndef KPROXY_VERSION
 #define KPROXY_VERSION "0.1.0"
@@ -143,9 +145,9 @@ static void node_upsert(void *data, const char *key, void *obj)
 	char err[512];
 
 	(void)key;
-	/* --nodeport-addresses=primary: the node's own addresses. */
-	if (a->dp_ops->set_node_addresses &&
-	    a->dp_ops->set_node_addresses(a->dp, node->addrs, node->n_addrs, err, sizeof(err)) < 0) {
+	/* The node's addresses and pod CIDRs feed --nodeport-addresses=primary
+	 * and --detect-local-mode=NodeCIDR. */
+	if (a->dp_ops->set_node && a->dp_ops->set_node(a->dp, node, err, sizeof(err)) < 0) {
 		log_error("%s: programming the node's addresses: %s", a->dp_ops->name, err);
 		a->need_full = true;
 	}
@@ -372,7 +374,10 @@ static int start(struct agent *a)
 		.cluster_cidrs = a->opts.cluster_cidrs,
 		.n_cluster_cidrs = a->opts.n_cluster_cidrs,
 		.masquerade_all = a->opts.masquerade_all,
-		.masquerade_bit = a->opts.masquerade_bit,
+		.masquerade_bit = (uint32_t)a->opts.masquerade_bit,
+		.detect_local = a->opts.detect_local,
+		.pod_iface = a->opts.detect_local == DETECT_LOCAL_BRIDGE ? a->opts.pod_bridge
+									  : a->opts.pod_iface_prefix,
 		.bpf_cgroup_path = a->opts.bpf_cgroup_path,
 		.bpf_pin_path = a->opts.bpf_pin_path,
 		.devices = a->opts.devices,
@@ -447,17 +452,52 @@ static void stop(struct agent *a)
 	loop_free(a->loop);
 }
 
+/* Reads the command line and, when --config names a file, that file with
+ * the command line applied over it again, so flags win. */
+static int load_options(int argc, char **argv, struct options *o)
+{
+	char err[512], notices[2048] = "", warnings[4096] = "";
+	const char *file;
+	int r;
+
+	options_defaults(o);
+	if (options_apply(argc, argv, o, notices, sizeof(notices), err, sizeof(err)) < 0) {
+		fprintf(stderr, "kproxy: %s\nRun kproxy --help for the flags.\n", err);
+		return -EINVAL;
+	}
+	if (o->config && *o->config && !o->show_help && !o->show_version) {
+		file = o->config;
+		options_defaults(o);
+		r = config_load(file, o, warnings, sizeof(warnings), err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "kproxy: %s\n", err);
+			return r;
+		}
+		notices[0] = '\0';
+		options_apply(argc, argv, o, notices, sizeof(notices), err, sizeof(err));
+		o->config = file;
+	}
+	if (options_validate(o, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kproxy: %s\n", err);
+		return -EINVAL;
+	}
+	log_verbosity = (int)o->verbosity;
+	for (char *line = strtok(warnings, "\n"); line; line = strtok(NULL, "\n"))
+		log_warn("--config %s: %s", o->config, line);
+	for (char *line = strtok(notices, "\n"); line; line = strtok(NULL, "\n"))
+		log_info("%s", line);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct agent a;
-	char err[512];
+	char problems[1024];
 	int r;
 
 	memset(&a, 0, sizeof(a));
-	if (options_parse(argc, argv, &a.opts, err, sizeof(err)) < 0) {
-		fprintf(stderr, "kproxy: %s\nRun kproxy --help for the flags.\n", err);
+	if (load_options(argc, argv, &a.opts) < 0)
 		return 1;
-	}
 	if (a.opts.show_help) {
 		options_usage(stdout);
 		return 0;
@@ -466,23 +506,25 @@ int main(int argc, char **argv)
 		printf("kproxy %s\n", KPROXY_VERSION);
 		return 0;
 	}
-	log_verbosity = a.opts.verbosity;
-	if (a.opts.cleanup)
-		return run_cleanup(&a.opts);
-	if (a.opts.config) {
-		log_error(
-			"--config: KubeProxyConfiguration files are not supported yet; use flags");
-		return 1;
+	if (a.opts.cleanup) {
+		r = run_cleanup(&a.opts);
+		config_release();
+		return r;
 	}
 	a.dp_ops = a.opts.mode == MODE_EBPF ? &ebpf_dataplane_ops : &nft_dataplane_ops;
 	if (node_name(&a.opts, a.node_name, sizeof(a.node_name)) < 0) {
 		log_error("cannot determine the node name; give --hostname-override");
+		config_release();
 		return 1;
 	}
+	sysctl_apply_conntrack(&a.opts.conntrack, problems, sizeof(problems));
+	for (char *line = strtok(problems, "\n"); line; line = strtok(NULL, "\n"))
+		log_warn("conntrack setting not applied: %s", line);
 	a.sigfd = -1;
 	r = start(&a);
 	if (r == 0)
 		r = loop_run(a.loop);
 	stop(&a);
+	config_release();
 	return r < 0 ? 1 : 0;
 }

@@ -1,66 +1,130 @@
 /* Flag parsing; see options.h.  Defaults are kube-proxy's: healthz on
  * 0.0.0.0:10256, metrics on 127.0.0.1:10249, masquerade bit 14, a minimum of
- * 1s and a maximum of 30s between syncs. */
+ * 1s and a maximum of 30s between syncs, conntrack sized 32768 entries per
+ * core (at least 131072) with a 24h established and 1h close-wait timeout. */
 #include "options.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_STRING, K_BOOL, K_INT, K_DURATION, K_CIDRS, K_MODE, K_NODEPORT };
+enum kind {
+	K_STRING,
+	K_BOOL,
+	K_INT,
+	K_DURATION,
+	K_CIDRS,
+	K_MODE,
+	K_NODEPORT,
+	K_DETECT,
+	K_IGNORED, /* a kube-proxy flag with no effect here: noticed, not refused */
+};
 
 struct flag {
 	const char *name;
 	enum kind kind;
 	size_t offset;
 	const char *help;
+	long long min, max; /* K_INT */
+	bool takes_value;   /* K_IGNORED */
 };
 
-#define F(n, k, field, h)                                \
-	{                                                \
-		n, k, offsetof(struct options, field), h \
-	}
+#define OFF(field)	    offsetof(struct options, field)
+#define F(n, k, field, h)   {n, k, OFF(field), h, 0, 0, false}
+#define FI(n, field, lo, hi, h) {n, K_INT, OFF(field), h, lo, hi, false}
+#define IGN(n, value, h)    {n, K_IGNORED, 0, h, 0, 0, value}
 
 static const struct flag flags[] = {
 	F("kubeconfig", K_STRING, kubeconfig, "path to a kubeconfig file"),
 	F("master", K_STRING, master, "API server address (overrides the kubeconfig's)"),
-	F("hostname-override", K_STRING, hostname_override,
-	  "this node's name, if not the host name"),
-	F("config", K_STRING, config, "a KubeProxyConfiguration file (not supported yet)"),
-	F("proxy-mode", K_MODE, mode, "nftables (default) or ebpf"),
-	F("cluster-cidr", K_CIDRS, cluster_cidrs,
-	  "pod CIDRs, comma-separated (traffic from "
-	  "elsewhere to a ClusterIP is masqueraded)"),
+	F("hostname-override", K_STRING, hostname_override, "this node's name, if not the host name"),
+	F("config", K_STRING, config, "a KubeProxyConfiguration file; flags given override it"),
+	F("proxy-mode", K_MODE, mode, "nftables (default; iptables and ipvs mean it too) or ebpf"),
+	F("cluster-cidr", K_CIDRS, cluster_cidrs, "pod CIDRs, comma-separated"),
+	F("detect-local-mode", K_DETECT, detect_local,
+	  "how pod traffic is recognised: ClusterCIDR, NodeCIDR, BridgeInterface, "
+	  "InterfaceNamePrefix"),
+	F("pod-bridge-interface", K_STRING, pod_bridge, "the pods' bridge (BridgeInterface mode)"),
+	F("pod-interface-name-prefix", K_STRING, pod_iface_prefix,
+	  "prefix of the pods' interfaces (InterfaceNamePrefix mode)"),
 	F("nodeport-addresses", K_NODEPORT, nodeport_cidrs,
 	  "CIDRs of the node addresses NodePorts answer on, or \"primary\""),
 	F("healthz-bind-address", K_STRING, healthz_bind, "address:port of /healthz and /livez"),
 	F("metrics-bind-address", K_STRING, metrics_bind, "address:port of /metrics"),
 	F("masquerade-all", K_BOOL, masquerade_all, "masquerade all Service traffic"),
-	F("iptables-masquerade-bit", K_INT, masquerade_bit,
-	  "fwmark bit used to mark traffic for "
-	  "masquerading (0-31)"),
+	FI("iptables-masquerade-bit", masquerade_bit, 0, 31,
+	   "fwmark bit marking traffic for masquerading (0-31)"),
 	F("min-sync-period", K_DURATION, min_sync_ms, "least time between two syncs"),
 	F("sync-period", K_DURATION, sync_ms, "most time between two syncs"),
+	F("iptables-min-sync-period", K_DURATION, min_sync_ms, "the same as --min-sync-period"),
+	F("iptables-sync-period", K_DURATION, sync_ms, "the same as --sync-period"),
+	FI("conntrack-max-per-core", conntrack.max_per_core, 0, 1LL << 31,
+	   "conntrack entries per CPU (0: leave nf_conntrack_max alone)"),
+	FI("conntrack-min", conntrack.min, 0, 1LL << 31, "conntrack entries at least"),
+	F("conntrack-tcp-timeout-established", K_DURATION, conntrack.tcp_established_ms,
+	  "idle timeout of established TCP connections (0: leave it)"),
+	F("conntrack-tcp-timeout-close-wait", K_DURATION, conntrack.tcp_close_wait_ms,
+	  "timeout of TCP connections in CLOSE_WAIT (0: leave it)"),
+	F("conntrack-tcp-be-liberal", K_BOOL, conntrack.tcp_be_liberal,
+	  "mark only out-of-window RSTs INVALID"),
+	F("conntrack-udp-timeout", K_DURATION, conntrack.udp_ms,
+	  "idle timeout of unreplied UDP flows (0: leave it)"),
+	F("conntrack-udp-timeout-stream", K_DURATION, conntrack.udp_stream_ms,
+	  "idle timeout of replied UDP flows (0: leave it)"),
 	F("cleanup", K_BOOL, cleanup, "remove everything kproxy programmed, then exit"),
-	F("v", K_INT, verbosity, "log verbosity (0-10)"),
+	FI("v", verbosity, 0, 10, "log verbosity (0-10)"),
 	F("bpf-cgroup-path", K_STRING, bpf_cgroup_path,
-	  "cgroup v2 directory for socket load "
-	  "balancing (ebpf mode)"),
+	  "cgroup v2 directory for socket load balancing (ebpf mode)"),
 	F("bpf-pin-path", K_STRING, bpf_pin_path,
-	  "bpffs directory for kproxy's pinned maps and "
-	  "links (ebpf mode)"),
+	  "bpffs directory for kproxy's pinned maps and links (ebpf mode)"),
 	F("devices", K_STRING, devices, "interfaces for NodePort/LoadBalancer traffic (ebpf mode)"),
 	F("version", K_BOOL, show_version, "print the version and exit"),
 	F("help", K_BOOL, show_help, "print this help and exit"),
+	IGN("bind-address", true, "kube-proxy's idea of the node IP; kproxy reads the Node"),
+	IGN("bind-address-hard-fail", false, "bind failures of health servers are logged"),
+	IGN("oom-score-adj", true, "set the OOM score in the DaemonSet instead"),
+	IGN("profiling", false, "no profiling endpoint"),
+	IGN("feature-gates", true, "kproxy has no feature gates"),
+	IGN("kube-api-qps", true, "kproxy only lists and watches"),
+	IGN("kube-api-burst", true, "kproxy only lists and watches"),
+	IGN("kube-api-content-type", true, "kproxy speaks JSON"),
+	IGN("config-sync-period", true, "watches resume from their resourceVersion"),
+	IGN("proxy-port-range", true, "the userspace proxy is gone"),
+	IGN("masquerade-bit", true, "use --iptables-masquerade-bit"),
+	IGN("logtostderr", false, "kproxy logs to standard error"),
+	IGN("alsologtostderr", false, "kproxy logs to standard error"),
+	IGN("log-dir", true, "kproxy logs to standard error"),
+	IGN("log-file", true, "kproxy logs to standard error"),
+	IGN("vmodule", true, "use --v"),
 };
+
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+void options_defaults(struct options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->mode = MODE_NFTABLES;
+	o->detect_local = DETECT_LOCAL_CLUSTER_CIDR;
+	o->healthz_bind = "0.0.0.0:10256";
+	o->metrics_bind = "127.0.0.1:10249";
+	o->masquerade_bit = 14;
+	o->min_sync_ms = 1000;
+	o->sync_ms = 30000;
+	o->conntrack.max_per_core = 32768;
+	o->conntrack.min = 131072;
+	o->conntrack.tcp_established_ms = 24ull * 3600 * 1000;
+	o->conntrack.tcp_close_wait_ms = 3600ull * 1000;
+	o->bpf_cgroup_path = "/sys/fs/cgroup";
+	o->bpf_pin_path = "/sys/fs/bpf/kproxy";
+}
 
 int parse_duration_ms(const char *s, uint64_t *ret_ms)
 {
 	static const struct {
 		const char *unit;
 		double ms;
-	} units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3},	{"ms", 1},
-		     {"s", 1000},  {"m", 60000}, {"h", 3600000}};
+	} units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3}, {"ms", 1}, {"s", 1000},
+		     {"m", 60000}, {"h", 3600000}};
 	double total = 0;
 	const char *p = s;
 
@@ -71,12 +135,9 @@ int parse_duration_ms(const char *s, uint64_t *ret_ms)
 		return 0;
 	}
 	while (*p) {
-		char *end;
+		char num[32], *end;
+		size_t len = 0, digits = 0, best = 0, best_len = 0;
 		double v;
-		size_t best = 0, best_len = 0;
-
-		char num[32];
-		size_t len = 0, digits = 0;
 
 		/* Decimal digits with at most one point, as Go durations are: no
 		 * signs, exponents or hexadecimal. */
@@ -139,6 +200,21 @@ int parse_cidr_list(const char *s, struct cidr *out, size_t max, char *err, size
 	return n;
 }
 
+int parse_detect_local(const char *s, enum detect_local *ret)
+{
+	if (!s || !*s || !strcmp(s, "ClusterCIDR"))
+		*ret = DETECT_LOCAL_CLUSTER_CIDR;
+	else if (!strcmp(s, "NodeCIDR"))
+		*ret = DETECT_LOCAL_NODE_CIDR;
+	else if (!strcmp(s, "BridgeInterface"))
+		*ret = DETECT_LOCAL_BRIDGE;
+	else if (!strcmp(s, "InterfaceNamePrefix"))
+		*ret = DETECT_LOCAL_IFACE_PREFIX;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int parse_bool(const char *v, bool *ret)
 {
 	if (!v || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "t") || !strcmp(v, "True"))
@@ -150,13 +226,14 @@ static int parse_bool(const char *v, bool *ret)
 	return 0;
 }
 
-static int apply(const struct flag *f, const char *v, struct options *o, char *err, size_t errlen)
+static int apply(const struct flag *f, const char *v, struct options *o, char *notices,
+		 size_t noticelen, char *err, size_t errlen)
 {
 	void *field = (char *)o + f->offset;
 	char inner[256];
 	uint64_t ms;
 	char *end;
-	long n;
+	long long n;
 	int r;
 
 	switch (f->kind) {
@@ -171,17 +248,13 @@ static int apply(const struct flag *f, const char *v, struct options *o, char *e
 		return 0;
 	case K_INT:
 		errno = 0;
-		n = strtol(v, &end, 10);
-		if (errno || end == v || *end || n < 0 ||
-		    n > (f->offset == offsetof(struct options, masquerade_bit) ? 31 : 100)) {
-			snprintf(err, errlen, "--%s: \"%s\" is not a valid number here", f->name,
-				 v);
+		n = strtoll(v, &end, 10);
+		if (errno || end == v || *end || n < f->min || n > f->max) {
+			snprintf(err, errlen, "--%s: \"%s\" is not a number in %lld-%lld", f->name, v,
+				 f->min, f->max);
 			return -EINVAL;
 		}
-		if (f->offset == offsetof(struct options, verbosity))
-			o->verbosity = (int)n;
-		else
-			o->masquerade_bit = (uint32_t)n;
+		*(int64_t *)field = n;
 		return 0;
 	case K_DURATION:
 		if (parse_duration_ms(v, &ms) < 0) {
@@ -214,7 +287,6 @@ static int apply(const struct flag *f, const char *v, struct options *o, char *e
 		o->nodeport_primary = false;
 		return 0;
 	case K_MODE:
-		o->mode_set = true;
 		if (!strcmp(v, "nftables") || !strcmp(v, "") || !strcmp(v, "iptables") ||
 		    !strcmp(v, "ipvs")) {
 			o->mode = MODE_NFTABLES;
@@ -225,23 +297,37 @@ static int apply(const struct flag *f, const char *v, struct options *o, char *e
 				 v);
 			return -EINVAL;
 		}
+		if (notices && (!strcmp(v, "iptables") || !strcmp(v, "ipvs"))) {
+			size_t used = strlen(notices);
+
+			snprintf(notices + used, noticelen - used,
+				 "--proxy-mode=%s: using kproxy's nftables dataplane\n", v);
+		}
+		return 0;
+	case K_DETECT:
+		if (parse_detect_local(v, &o->detect_local) < 0) {
+			snprintf(err, errlen,
+				 "--detect-local-mode: \"%s\" is not one of ClusterCIDR, NodeCIDR, "
+				 "BridgeInterface, InterfaceNamePrefix",
+				 v);
+			return -EINVAL;
+		}
+		return 0;
+	case K_IGNORED:
+		if (notices) {
+			size_t used = strlen(notices);
+
+			snprintf(notices + used, noticelen - used, "--%s has no effect: %s\n",
+				 f->name, f->help);
+		}
 		return 0;
 	}
 	return -EINVAL;
 }
 
-int options_parse(int argc, char **argv, struct options *o, char *err, size_t errlen)
+int options_apply(int argc, char **argv, struct options *o, char *notices, size_t noticelen,
+		  char *err, size_t errlen)
 {
-	memset(o, 0, sizeof(*o));
-	o->mode = MODE_NFTABLES;
-	o->healthz_bind = "0.0.0.0:10256";
-	o->metrics_bind = "127.0.0.1:10249";
-	o->masquerade_bit = 14;
-	o->min_sync_ms = 1000;
-	o->sync_ms = 30000;
-	o->bpf_cgroup_path = "/sys/fs/cgroup";
-	o->bpf_pin_path = "/sys/fs/bpf/kproxy";
-
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *name, *eq, *v = NULL;
 		const struct flag *f = NULL;
@@ -254,7 +340,7 @@ int options_parse(int argc, char **argv, struct options *o, char *err, size_t er
 		name = arg + (arg[1] == '-' ? 2 : 1);
 		eq = strchr(name, '=');
 		len = eq ? (size_t)(eq - name) : strlen(name);
-		for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++) {
+		for (size_t k = 0; k < NFLAGS; k++) {
 			if (strlen(flags[k].name) == len && !strncmp(flags[k].name, name, len)) {
 				f = &flags[k];
 				break;
@@ -270,15 +356,42 @@ int options_parse(int argc, char **argv, struct options *o, char *err, size_t er
 		}
 		if (eq) {
 			v = eq + 1;
-		} else if (f->kind != K_BOOL) {
+		} else if (f->kind != K_BOOL && !(f->kind == K_IGNORED && !f->takes_value)) {
 			if (i + 1 >= argc) {
 				snprintf(err, errlen, "--%s needs a value", f->name);
 				return -EINVAL;
 			}
 			v = argv[++i];
 		}
-		if (apply(f, v, o, err, errlen) < 0)
+		if (apply(f, v, o, notices, noticelen, err, errlen) < 0)
 			return -EINVAL;
+	}
+	return 0;
+}
+
+int options_parse(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	options_defaults(o);
+	return options_apply(argc, argv, o, NULL, 0, err, errlen);
+}
+
+int options_validate(const struct options *o, char *err, size_t errlen)
+{
+	if (o->detect_local == DETECT_LOCAL_BRIDGE && (!o->pod_bridge || !*o->pod_bridge)) {
+		snprintf(err, errlen, "detect-local-mode BridgeInterface needs "
+				      "--pod-bridge-interface (detectLocal.bridgeInterface)");
+		return -EINVAL;
+	}
+	if (o->detect_local == DETECT_LOCAL_IFACE_PREFIX &&
+	    (!o->pod_iface_prefix || !*o->pod_iface_prefix)) {
+		snprintf(err, errlen, "detect-local-mode InterfaceNamePrefix needs "
+				      "--pod-interface-name-prefix (detectLocal.interfaceNamePrefix)");
+		return -EINVAL;
+	}
+	if ((o->pod_bridge && strlen(o->pod_bridge) >= 16) ||
+	    (o->pod_iface_prefix && strlen(o->pod_iface_prefix) >= 16)) {
+		snprintf(err, errlen, "interface names are at most 15 characters");
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -287,6 +400,13 @@ void options_usage(FILE *out)
 {
 	fprintf(out, "Usage: kproxy [flags]\n\nA kube-proxy replacement: programs nftables or "
 		     "eBPF so that Service traffic reaches its endpoints.\n\nFlags:\n");
-	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
-		fprintf(out, "  --%-24s %s\n", flags[k].name, flags[k].help);
+	for (size_t k = 0; k < NFLAGS; k++) {
+		if (flags[k].kind != K_IGNORED)
+			fprintf(out, "  --%-34s %s\n", flags[k].name, flags[k].help);
+	}
+	fprintf(out, "\nAccepted for compatibility with kube-proxy, without effect:\n");
+	for (size_t k = 0; k < NFLAGS; k++) {
+		if (flags[k].kind == K_IGNORED)
+			fprintf(out, "  --%-34s %s\n", flags[k].name, flags[k].help);
+	}
 }

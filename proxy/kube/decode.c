@@ -1001,8 +1001,28 @@ int decode_node(json_t *obj, struct node_info **ret_obj, char *err, size_t errle
 	if ((r = get_object(&c, obj, "spec", "spec", &spec)) < 0)
 		goto fail;
 	if (spec) {
-		if ((r = get_array(&c, spec, "taints", "spec.taints", 1000, &taints)) < 0)
+		json_t *cidrs;
+		const char *one = NULL;
+
+		if ((r = get_array(&c, spec, "taints", "spec.taints", 1000, &taints)) < 0 ||
+		    (r = get_array(&c, spec, "podCIDRs", "spec.podCIDRs", 2, &cidrs)) < 0 ||
+		    (r = get_string(&c, spec, "podCIDR", "spec.podCIDR", 64, &one)) < 0)
 			goto fail;
+		json_array_foreach(cidrs, i, v) {
+			if (!json_is_string(v) ||
+			    cidr_parse(json_string_value(v), true, &n->pod_cidrs[n->n_pod_cidrs]) < 0) {
+				r = bad(&c, "spec.podCIDRs[%zu]: not a CIDR", i);
+				goto fail;
+			}
+			n->n_pod_cidrs++;
+		}
+		if (!n->n_pod_cidrs && one) {
+			if (cidr_parse(one, true, &n->pod_cidrs[0]) < 0) {
+				r = bad(&c, "spec.podCIDR: \"%.64s\" is not a CIDR", one);
+				goto fail;
+			}
+			n->n_pod_cidrs = 1;
+		}
 		json_array_foreach(taints, i, v)
 		{
 			const char *k = json_string_value(json_object_get(v, "key"));

@@ -104,6 +104,8 @@ struct node_info {
 	bool to_be_deleted;   /* tainted ToBeDeletedByClusterAutoscaler */
 	struct ipaddr *addrs; /* status.addresses of type InternalIP/ExternalIP */
 	size_t n_addrs;
+	struct cidr pod_cidrs[2]; /* spec.podCIDRs (or podCIDR) */
+	size_t n_pod_cidrs;
 };
 
 /* A networking.k8s.io ServiceCIDR: the ranges ClusterIPs are allocated from. */

@@ -49,6 +49,9 @@ struct dataplane {
 	size_t n_service_cidrs;
 	struct cidr *nodeport_addrs; /* --nodeport-addresses, or the node's addresses */
 	size_t n_nodeport_addrs;
+	struct cidr *pod_sources; /* --cluster-cidr, or the node's pod CIDRs */
+	size_t n_pod_sources;
+	char *pod_iface;
 	bool need_full;
 	struct dataplane_stats stats;
 };
@@ -666,8 +669,11 @@ static int build(struct dataplane *dp, const struct tracker_changes *ch, bool fu
 	if (full) {
 		reset_state(dp);
 		for (int f = 0; f < NFAM && r == 0; f++) {
+			bool by_iface = dp->cfg.detect_local == DETECT_LOCAL_BRIDGE ||
+					dp->cfg.detect_local == DETECT_LOCAL_IFACE_PREFIX;
 			struct nft_ruleset_config rc = {
-				dp->fam[f].nfproto, dp->cidrs, dp->cfg.n_cluster_cidrs,
+				dp->fam[f].nfproto, by_iface ? dp->cfg.pod_iface : NULL,
+				dp->cfg.detect_local == DETECT_LOCAL_IFACE_PREFIX,
 				1u << dp->cfg.masquerade_bit,
 				dp->cfg.n_nodeport_cidrs > 0 || dp->cfg.nodeport_primary};
 
@@ -682,6 +688,9 @@ static int build(struct dataplane *dp, const struct tracker_changes *ch, bool fu
 		if (r == 0)
 			r = emit_prefixes(dp, b, SET_NODEPORT_ADDRS, dp->nodeport_addrs,
 					  dp->n_nodeport_addrs, false);
+		if (r == 0)
+			r = emit_prefixes(dp, b, SET_POD_SOURCES, dp->pod_sources, dp->n_pod_sources,
+					  false);
 	}
 	for (size_t i = 0; i < ch->n && r == 0; i++)
 		r = render_change(dp, full ? NULL : ch->v[i].old, ch->v[i].new, dels, adds, &ops);
@@ -836,26 +845,33 @@ static int nft_set_service_cidrs(struct dataplane *dp, const struct cidr *cidrs,
 	return r < 0 ? r : replace_prefixes(dp, SET_SERVICE_CIDRS, cidrs, n, err, errlen);
 }
 
-static int nft_set_node_addresses(struct dataplane *dp, const struct ipaddr *addrs, size_t n,
-				  char *err, size_t errlen)
+static int nft_set_node(struct dataplane *dp, const struct node_info *node, char *err,
+			size_t errlen)
 {
-	struct cidr *cidrs;
 	int r;
 
-	if (!dp->cfg.nodeport_primary)
-		return 0;
-	cidrs = calloc(n ? n : 1, sizeof(*cidrs));
-	if (!cidrs)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		cidrs[i].addr = addrs[i];
-		cidrs[i].prefix_len = addrs[i].family == AF_INET ? 32 : 128;
+	if (dp->cfg.nodeport_primary) {
+		struct cidr cidrs[16];
+		size_t n = 0;
+
+		for (size_t i = 0; node && i < node->n_addrs && n < 16; i++) {
+			cidrs[n].addr = node->addrs[i];
+			cidrs[n].prefix_len = node->addrs[i].family == AF_INET ? 32 : 128;
+			n++;
+		}
+		if ((r = store_prefixes(&dp->nodeport_addrs, &dp->n_nodeport_addrs, cidrs, n)) < 0 ||
+		    (r = replace_prefixes(dp, SET_NODEPORT_ADDRS, cidrs, n, err, errlen)) < 0)
+			return r;
 	}
-	r = store_prefixes(&dp->nodeport_addrs, &dp->n_nodeport_addrs, cidrs, n);
-	free(cidrs);
-	if (r < 0)
-		return r;
-	return replace_prefixes(dp, SET_NODEPORT_ADDRS, dp->nodeport_addrs, n, err, errlen);
+	if (dp->cfg.detect_local == DETECT_LOCAL_NODE_CIDR) {
+		size_t n = node ? node->n_pod_cidrs : 0;
+
+		if ((r = store_prefixes(&dp->pod_sources, &dp->n_pod_sources,
+					node ? node->pod_cidrs : NULL, n)) < 0 ||
+		    (r = replace_prefixes(dp, SET_POD_SOURCES, dp->pod_sources, n, err, errlen)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 static void nft_free(struct dataplane *dp)
@@ -868,6 +884,8 @@ static void nft_free(struct dataplane *dp)
 	hashmap_free(dp->ports, port_state_free);
 	free(dp->service_cidrs);
 	free(dp->nodeport_addrs);
+	free(dp->pod_sources);
+	free(dp->pod_iface);
 	free(dp->cidrs);
 	free(dp);
 }
@@ -896,10 +914,23 @@ static int nft_init(const struct dataplane_config *cfg, struct dataplane **ret, 
 		return -ENOMEM;
 	}
 	dp->cfg.nodeport_cidrs = NULL;
+	if (cfg->detect_local == DETECT_LOCAL_CLUSTER_CIDR &&
+	    store_prefixes(&dp->pod_sources, &dp->n_pod_sources, cfg->cluster_cidrs,
+			   cfg->n_cluster_cidrs) < 0) {
+		nft_free(dp);
+		return -ENOMEM;
+	}
+	if (cfg->pod_iface && !(dp->pod_iface = strdup(cfg->pod_iface))) {
+		nft_free(dp);
+		return -ENOMEM;
+	}
+	dp->cfg.pod_iface = dp->pod_iface;
 	dp->fam[0] = (struct nft_fam){NFPROTO_IPV4, cfg->ipv4};
 	dp->fam[1] = (struct nft_fam){NFPROTO_IPV6, cfg->ipv6};
-	dp->rcfg = (struct render_config){cfg->n_cluster_cidrs > 0, cfg->masquerade_all,
-					  {cfg->ipv4, cfg->ipv6}};
+	/* Whether pod traffic can be told apart from the rest. */
+	dp->rcfg = (struct render_config){cfg->detect_local != DETECT_LOCAL_CLUSTER_CIDR ||
+						  cfg->n_cluster_cidrs > 0,
+					  cfg->masquerade_all, {cfg->ipv4, cfg->ipv6}};
 	dp->chains = hashmap_new();
 	dp->shared = hashmap_new();
 	dp->ports = hashmap_new();
@@ -970,7 +1001,7 @@ const struct dataplane_ops nft_dataplane_ops = {
 	.init = nft_init,
 	.sync = nft_sync,
 	.set_service_cidrs = nft_set_service_cidrs,
-	.set_node_addresses = nft_set_node_addresses,
+	.set_node = nft_set_node,
 	.get_stats = nft_get_stats,
 	.free = nft_free,
 	.cleanup = nft_cleanup,

@@ -63,6 +63,7 @@ const struct nft_set_def nft_sets[SET_COUNT] = {
 	[SET_FW_FRONTENDS] = {"firewall-frontends", KEY_FRONTEND, DATA_NONE},
 	[SET_FW_ALLOW] = {"firewall-allow", KEY_FRONTEND_SADDR, DATA_NONE, SHAPE_CONCAT_INTERVAL},
 	[SET_NODEPORT_ADDRS] = {"nodeport-addresses", KEY_ADDR, DATA_NONE, SHAPE_INTERVAL},
+	[SET_POD_SOURCES] = {"pod-sources", KEY_ADDR, DATA_NONE, SHAPE_INTERVAL},
 };
 
 static size_t addr_len(uint8_t family)
@@ -493,32 +494,32 @@ int nft_ruleset_delete(struct nft_batch *b, uint8_t family)
 	return put_table(b, family, NFT_MSG_DELTABLE);
 }
 
-/* prerouting: pod sources are "internal", everything else "external". */
+/* prerouting: pod traffic is "internal", everything else "external". */
 static int build_prerouting(struct nft_batch *b, const struct nft_ruleset_config *cfg)
 {
 	uint8_t fam = cfg->family;
 	struct nftnl_rule *r;
 	int ret;
 
-	for (size_t i = 0; i < cfg->n_cluster_cidrs; i++) {
-		const struct cidr *c = &cfg->cluster_cidrs[i];
-		uint8_t mask[16] = {0}, zero[16] = {0};
-		size_t alen = addr_len(fam);
+	if (!(r = new_rule(fam, "prerouting")))
+		return -ENOMEM;
+	if (cfg->pod_iface) {
+		char name[16] = {0};
+		size_t len = strlen(cfg->pod_iface);
 
-		if ((c->addr.family == AF_INET) != (fam == NFPROTO_IPV4))
-			continue;
-		for (unsigned bit = 0; bit < c->prefix_len; bit++)
-			mask[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
-		if (!(r = new_rule(fam, "prerouting")))
-			return -ENOMEM;
+		/* iifname "name" or "prefix*": compare the first len bytes, or
+		 * the whole NUL-padded name. */
+		snprintf(name, sizeof(name), "%s", cfg->pod_iface);
+		e_meta_load(r, NFT_META_IIFNAME, R_TMP);
+		e_cmp(r, R_TMP, NFT_CMP_EQ, name, cfg->iface_prefix ? len : sizeof(name));
+	} else {
 		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, fam == NFPROTO_IPV4 ? 12 : 8,
-			  (uint32_t)alen, R_TMP);
-		e_bitwise(r, R_TMP, R_TMP, mask, zero, alen);
-		e_cmp(r, R_TMP, NFT_CMP_EQ, c->addr.bytes, alen);
-		e_goto(r, "dispatch-int");
-		if ((ret = put_rule(b, r, "adding rule to prerouting")) < 0)
-			return ret;
+			  (uint32_t)addr_len(fam), R_TMP);
+		e_lookup(r, nft_sets[SET_POD_SOURCES].name, R_TMP, -1);
 	}
+	e_goto(r, "dispatch-int");
+	if ((ret = put_rule(b, r, "adding rule to prerouting")) < 0)
+		return ret;
 	if (!(r = new_rule(fam, "prerouting")))
 		return -ENOMEM;
 	e_goto(r, "dispatch-ext");

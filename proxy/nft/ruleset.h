@@ -55,6 +55,7 @@ enum nft_set {
 	SET_FW_FRONTENDS,  /* load-balancer frontends with loadBalancerSourceRanges */
 	SET_FW_ALLOW,      /* frontend . source range allowed to reach it */
 	SET_NODEPORT_ADDRS, /* --nodeport-addresses */
+	SET_POD_SOURCES,    /* pod CIDRs: traffic from them is "internal" */
 	SET_COUNT,
 };
 
@@ -91,9 +92,11 @@ enum nft_lb_kind { LB_SVC, LB_SVC_EXT, LB_NP, LB_NP_EXT, LB_KINDS };
 enum { LB_AFFINITY = 100, LB_REJECT = 255 };
 
 struct nft_ruleset_config {
-	uint8_t family;			  /* NFPROTO_IPV4 or NFPROTO_IPV6 */
-	const struct cidr *cluster_cidrs; /* pod sources; only those of family */
-	size_t n_cluster_cidrs;
+	uint8_t family; /* NFPROTO_IPV4 or NFPROTO_IPV6 */
+	/* Pod traffic: from @pod-sources, or (when pod_iface is set) arriving
+	 * on that interface, or on any whose name starts with it (iface_prefix). */
+	const char *pod_iface;
+	bool iface_prefix;
 	uint32_t masq_mark; /* the fwmark bit meaning "masquerade me" */
 	/* NodePorts answer only on local addresses in @nodeport-addresses
 	 * (--nodeport-addresses), instead of on every local address. */

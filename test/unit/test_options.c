@@ -50,7 +50,6 @@ TEST(defaults)
 	CHECK_EQ_STR(o.metrics_bind, "127.0.0.1:10249");
 	CHECK_EQ_INT(o.masquerade_bit, 14);
 	CHECK_EQ_INT(o.mode, MODE_NFTABLES);
-	CHECK(!o.mode_set);
 	CHECK(!o.masquerade_all);
 	CHECK(!o.cleanup);
 	CHECK_EQ_INT(o.verbosity, 0);
@@ -231,10 +230,8 @@ TEST(proxy_modes)
 {
 	REQUIRE(parse_args("--proxy-mode=ebpf", NULL) == 0);
 	CHECK_EQ_INT(o.mode, MODE_EBPF);
-	CHECK(o.mode_set);
 	REQUIRE(parse_args("--proxy-mode", "nftables", NULL) == 0);
 	CHECK_EQ_INT(o.mode, MODE_NFTABLES);
-	CHECK(o.mode_set);
 	/* kube-proxy's other modes are served by nftables. */
 	REQUIRE(parse_args("--proxy-mode=iptables", NULL) == 0);
 	CHECK_EQ_INT(o.mode, MODE_NFTABLES);
@@ -296,6 +293,50 @@ TEST(errors)
 	CHECK_EQ_INT(parse_args("--", NULL), -EINVAL);
 }
 
-UNIT_MAIN(T(defaults), T(equals_and_separate_values), T(booleans), T(durations),
+TEST(kube_proxy_flags_without_effect_are_noticed)
+{
+	char *argv[] = {"kproxy", "--bind-address=0.0.0.0", "--oom-score-adj", "-999",
+			"--profiling", "--proxy-mode=iptables", NULL};
+	char notices[1024] = "";
+
+	options_defaults(&o);
+	REQUIRE(options_apply(6, argv, &o, notices, sizeof(notices), err, sizeof(err)) == 0);
+	CHECK(unit_contains(notices, "--bind-address has no effect"));
+	CHECK(unit_contains(notices, "--oom-score-adj has no effect"));
+	CHECK(unit_contains(notices, "--profiling has no effect"));
+	CHECK(unit_contains(notices, "--proxy-mode=iptables"));
+	CHECK_EQ_INT(o.mode, MODE_NFTABLES);
+}
+
+TEST(conntrack_and_detect_local_flags)
+{
+	REQUIRE(parse_args(NULL) == 0);
+	CHECK_EQ_INT(o.conntrack.max_per_core, 32768);
+	CHECK_EQ_INT(o.conntrack.min, 131072);
+	CHECK_EQ_INT(o.conntrack.tcp_established_ms, 24LL * 3600 * 1000);
+	CHECK_EQ_INT(o.conntrack.tcp_close_wait_ms, 3600 * 1000);
+	CHECK_EQ_INT(o.detect_local, DETECT_LOCAL_CLUSTER_CIDR);
+	REQUIRE(parse_args("--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established",
+			   "2h", "--conntrack-tcp-be-liberal", "--conntrack-udp-timeout=45s", NULL) ==
+		0);
+	CHECK_EQ_INT(o.conntrack.max_per_core, 0);
+	CHECK_EQ_INT(o.conntrack.tcp_established_ms, 2 * 3600 * 1000);
+	CHECK(o.conntrack.tcp_be_liberal);
+	CHECK_EQ_INT(o.conntrack.udp_ms, 45000);
+	CHECK_EQ_INT(parse_args("--conntrack-min=-5", NULL), -EINVAL);
+	CHECK(unit_contains(err, "--conntrack-min"));
+	REQUIRE(parse_args("--detect-local-mode=InterfaceNamePrefix", "--pod-interface-name-prefix",
+			   "veth", NULL) == 0);
+	CHECK_EQ_INT(o.detect_local, DETECT_LOCAL_IFACE_PREFIX);
+	CHECK_EQ_INT(options_validate(&o, err, sizeof(err)), 0);
+	REQUIRE(parse_args("--detect-local-mode=BridgeInterface", NULL) == 0);
+	CHECK_EQ_INT(options_validate(&o, err, sizeof(err)), -EINVAL);
+	CHECK(unit_contains(err, "pod-bridge-interface"));
+	CHECK_EQ_INT(parse_args("--detect-local-mode=Magic", NULL), -EINVAL);
+	CHECK(unit_contains(err, "--detect-local-mode"));
+}
+
+UNIT_MAIN(T(kube_proxy_flags_without_effect_are_noticed), T(conntrack_and_detect_local_flags),
+	  T(defaults), T(equals_and_separate_values), T(booleans), T(durations),
 	  T(durations_decimal_only), T(cidr_lists), T(nodeport_addresses), T(proxy_modes),
 	  T(numbers), T(errors))
