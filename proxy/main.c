@@ -17,6 +17,10 @@
 #include <unistd.h>
 
 #include "dataplane.h"
+#include "health/healthz.h"
+#include "health/http.h"
+#include "health/metrics.h"
+#include "health/servicehc.h"
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/decode.h"
@@ -51,6 +55,12 @@ struct agent {
 	bool synced_once;
 	bool need_full;
 	int sigfd;
+	/* health/: /healthz and /livez, /metrics, health-check node ports */
+	struct metrics *metrics;
+	struct healthz *healthz;
+	struct http_listener *healthz_http, *metrics_http;
+	struct servicehc *servicehc;
+	struct tracker_stats synced_stats; /* the tracker's counters at the last sync */
 };
 
 static void schedule_sync(struct agent *a);
@@ -138,6 +148,24 @@ static void slice_remove(void *data, const char *key)
 	schedule_sync(a);
 }
 
+/* --nodeport-addresses=primary: health-check node ports listen on those of
+ * the node's addresses that this host has. */
+static void servicehc_node_addresses(struct agent *a, const struct node_info *node)
+{
+	struct cidr exact[MAX_CIDRS];
+	struct ipaddr local[MAX_CIDRS];
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < node->n_addrs && n < MAX_CIDRS; i++, n++) {
+		exact[n].addr = node->addrs[i];
+		exact[n].prefix_len = node->addrs[i].family == AF_INET ? 32 : 128;
+	}
+	r = servicehc_local_addresses(exact, n, local, MAX_CIDRS);
+	if (r > 0)
+		servicehc_set_addresses(a->servicehc, local, (size_t)r);
+}
+
 static void node_upsert(void *data, const char *key, void *obj)
 {
 	struct agent *a = data;
@@ -145,6 +173,10 @@ static void node_upsert(void *data, const char *key, void *obj)
 	char err[512];
 
 	(void)key;
+	/* /healthz fails while the node is being deleted. */
+	healthz_set_node(a->healthz, node);
+	if (a->opts.nodeport_primary)
+		servicehc_node_addresses(a, node);
 	/* The node's addresses and pod CIDRs feed --nodeport-addresses=primary
 	 * and --detect-local-mode=NodeCIDR. */
 	if (a->dp_ops->set_node && a->dp_ops->set_node(a->dp, node, err, sizeof(err)) < 0) {
@@ -160,6 +192,7 @@ static void node_remove(void *data, const char *key)
 	struct agent *a = data;
 
 	(void)key;
+	healthz_set_node(a->healthz, NULL);
 	tracker_node_set(a->tracker, NULL);
 	schedule_sync(a);
 }
@@ -245,11 +278,15 @@ static void do_sync(struct agent *a)
 	/* The periodic sync: whatever happens below, come back within the
 	 * sync period. */
 	loop_timer_arm(a->sync_timer, a->opts.sync_ms ? a->opts.sync_ms : 30000);
-	if (!full && tracker_pending(a->tracker) == 0)
+	if (!full && tracker_pending(a->tracker) == 0) {
+		/* Nothing left to apply: the rules are up to date. */
+		healthz_updated(a->healthz, loop_now_ns());
 		return;
+	}
 	r = tracker_prepare(a->tracker, full, &ch);
 	if (r < 0) {
 		log_error("sync: %s", strerror(-r));
+		metrics_sync_failed(a->metrics);
 		loop_timer_arm(a->sync_timer, RETRY_MS);
 		return;
 	}
@@ -257,6 +294,7 @@ static void do_sync(struct agent *a)
 	if (r < 0) {
 		log_error("%s sync failed: %s; retrying with a full sync", a->dp_ops->name, err);
 		tracker_abort(a->tracker, &ch);
+		metrics_sync_failed(a->metrics);
 		a->need_full = true;
 		loop_timer_arm(a->sync_timer, RETRY_MS);
 		return;
@@ -265,9 +303,20 @@ static void do_sync(struct agent *a)
 	      full ? "full" : "partial", ch.n, (double)(loop_now_ns() - t0) / 1e6);
 	if (!a->synced_once)
 		log_info("first %s sync done: %zu services", a->dp_ops->name, ch.n);
-	tracker_commit(a->tracker, &ch);
-	a->synced_once = true;
+	metrics_sync_done(a->metrics, full, (double)(loop_now_ns() - t0) / 1e9);
+	/* Both read the changes' old and new ports: before the commit. */
+	metrics_apply_changes(a->metrics, &ch);
 	a->need_full = false;
+	if (servicehc_apply(a->servicehc, &ch) < 0) {
+		/* Out of memory: the next, full, sync lists every Service again. */
+		log_error("health check node ports: %s", strerror(ENOMEM));
+		a->need_full = true;
+		loop_timer_arm(a->sync_timer, RETRY_MS);
+	}
+	tracker_commit(a->tracker, &ch);
+	tracker_get_stats(a->tracker, &a->synced_stats);
+	healthz_updated(a->healthz, loop_now_ns());
+	a->synced_once = true;
 }
 
 static void sync_fired(struct loop *loop, struct loop_timer *t, void *data)
@@ -283,11 +332,98 @@ static void schedule_sync(struct agent *a)
 {
 	uint64_t now = loop_now_ms(), at = a->last_sync_ms + a->opts.min_sync_ms;
 
+	/* A change waits for a sync: /healthz fails if it waits too long. */
+	healthz_queued(a->healthz, loop_now_ns());
+	metrics_sync_queued(a->metrics);
+
 	if (!a->last_sync_ms || at < now)
 		at = now;
 	if (loop_timer_armed(a->sync_timer) && loop_timer_deadline(a->sync_timer) <= at)
 		return;
 	loop_timer_arm_at(a->sync_timer, at);
+}
+
+/* --- metrics read when scraped --- */
+
+static void collect_metrics(struct metrics *m, void *data)
+{
+	struct agent *a = data;
+	struct reflector *refl[] = {a->services, a->slices, a->node, a->cidrs};
+	struct dataplane_stats ds;
+	struct tracker_stats ts;
+
+	tracker_get_stats(a->tracker, &ts);
+	/* The tracker counts events; those since the last sync are pending. */
+	metrics_set_changes(m, ts.service_changes, ts.endpoint_changes,
+			    ts.service_changes - a->synced_stats.service_changes,
+			    ts.endpoint_changes - a->synced_stats.endpoint_changes);
+	a->dp_ops->get_stats(a->dp, &ds);
+	metrics_set_dataplane_elements(m, ds.elements);
+	for (size_t i = 0; i < sizeof(refl) / sizeof(refl[0]); i++) {
+		const struct reflector_stats *st;
+
+		if (!refl[i])
+			continue;
+		st = reflector_stats(refl[i]);
+		/* Every list is followed by a watch: the first is no restart. */
+		metrics_set_reflector(m, reflector_kind(refl[i]), st->rejected,
+				      st->watch_starts ? st->watch_starts - 1 : 0, st->lists);
+	}
+}
+
+/* --- health and metrics servers --- */
+
+static int start_health(struct agent *a)
+{
+	uint64_t sync_ms = a->opts.sync_ms ? a->opts.sync_ms : 30000;
+	struct ipaddr addrs[MAX_CIDRS];
+	char err[512];
+	int r, n = 0;
+
+	/* As kube-proxy: unhealthy when a change waits twice the sync period. */
+	if ((r = metrics_new(a->dp_ops->name, &a->metrics)) < 0 ||
+	    (r = healthz_new(2 * sync_ms, a->metrics, &a->healthz)) < 0) {
+		log_error("start-up: %s", strerror(-r));
+		return r;
+	}
+	metrics_on_render(a->metrics, collect_metrics, a);
+	/* --nodeport-addresses CIDRs: health-check node ports listen on the
+	 * local addresses inside them; otherwise on every address (for
+	 * "primary", node_upsert() narrows that once the Node is known). */
+	if (a->opts.n_nodeport_cidrs) {
+		n = servicehc_local_addresses(a->opts.nodeport_cidrs, a->opts.n_nodeport_cidrs,
+					      addrs, MAX_CIDRS);
+		if (n <= 0) {
+			log_warn("no local address inside --nodeport-addresses; health check "
+				 "node ports listen on every address");
+			n = 0;
+		}
+	}
+	if ((r = servicehc_new(a->loop, a->healthz, addrs, (size_t)n, &a->servicehc)) < 0) {
+		log_error("start-up: %s", strerror(-r));
+		return r;
+	}
+	/* An empty address turns a server off, as in kube-proxy. */
+	if (a->opts.healthz_bind && *a->opts.healthz_bind &&
+	    (r = http_listener_new(a->loop, "healthz", a->opts.healthz_bind, HTTP_RETRY_MS,
+				   healthz_http_handler, a->healthz, &a->healthz_http, err,
+				   sizeof(err))) < 0) {
+		log_error("--healthz-bind-address: %s", err);
+		return r;
+	}
+	if (a->opts.metrics_bind && *a->opts.metrics_bind &&
+	    (r = http_listener_new(a->loop, "metrics", a->opts.metrics_bind, HTTP_RETRY_MS,
+				   metrics_http_handler, a->metrics, &a->metrics_http, err,
+				   sizeof(err))) < 0) {
+		log_error("--metrics-bind-address: %s", err);
+		return r;
+	}
+	/* As kube-proxy's sync loop starts: fresh, so that a change that then
+	 * never gets synced (a list that never completes) shows one health
+	 * timeout later. */
+	healthz_updated(a->healthz, loop_now_ns());
+	metrics_sync_queued(a->metrics);
+	return 0;
 }
 
 /* --- signals --- */
@@ -409,6 +545,8 @@ static int start(struct agent *a)
 	a->sync_timer = loop_timer_new(a->loop, sync_fired, a);
 	if (!a->sync_timer)
 		return -ENOMEM;
+	if ((r = start_health(a)) < 0)
+		return r;
 	/* As kube-proxy: skip objects of other proxies and headless Services. */
 	snprintf(query, sizeof(query), "labelSelector=%s",
 		 "%21service.kubernetes.io%2Fservice-proxy-name%2C%21service.kubernetes.io%"
@@ -436,6 +574,11 @@ static int start(struct agent *a)
 
 static void stop(struct agent *a)
 {
+	http_listener_free(a->healthz_http);
+	http_listener_free(a->metrics_http);
+	servicehc_free(a->servicehc);
+	healthz_free(a->healthz);
+	metrics_free(a->metrics);
 	reflector_free(a->services);
 	reflector_free(a->slices);
 	reflector_free(a->node);
