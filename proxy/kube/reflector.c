@@ -66,6 +66,7 @@ struct reflector {
 	bool synced;
 	bool stream_broken; /* set when the stream carried something unusable */
 	bool saw_event;
+	uint64_t watch_started_ms;
 	struct reflector_stats stats;
 };
 
@@ -142,13 +143,12 @@ static void retry_later(struct reflector *r, enum next next, long retry_after_s)
 	unsigned delay;
 
 	r->next = next;
-	if (retry_after_s >= 0) {
+	/* The server's Retry-After is a floor, never a way around the back-off:
+	 * "Retry-After: 0" from a failing server must not make a tight loop. */
+	delay = jitter(r->backoff_ms);
+	if (retry_after_s >= 0 && (unsigned long)retry_after_s * 1000u > delay)
 		delay = (unsigned)retry_after_s * 1000u;
-	} else {
-		delay = jitter(r->backoff_ms);
-		r->backoff_ms =
-			r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
-	}
+	r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 	r->state = WAITING;
 	log_v(2, "%s: next %s in %u ms", r->type->kind, next == NEXT_LIST ? "list" : "watch",
 	      delay);
@@ -539,10 +539,16 @@ static void watch_done(struct kube_request *req, long status, int err, const cha
 			    (status == 429 || status >= 500) ? kube_request_retry_after(req) : -1);
 		return;
 	}
-	/* The server closed the stream normally (timeoutSeconds): resume. */
+	/* The server closed the stream normally (timeoutSeconds): resume.  A
+	 * stream that ends at once with nothing in it says something is wrong
+	 * with the server; going straight back would make a tight loop. */
 	buf_reset(&r->body, true);
 	if (r->saw_event)
 		r->backoff_ms = BACKOFF_MIN_MS;
+	if (!r->saw_event && loop_now_ms() - r->watch_started_ms < 1000) {
+		retry_later(r, NEXT_WATCH, -1);
+		return;
+	}
 	start_watch(r);
 }
 
@@ -570,6 +576,7 @@ static void start_watch(struct reflector *r)
 	line_reader_reset(&r->lines);
 	r->stream_broken = false;
 	r->saw_event = false;
+	r->watch_started_ms = loop_now_ms();
 	r->state = WATCHING;
 	r->stats.watch_starts++;
 	log_v(6, "GET %s", path);
