@@ -2,75 +2,338 @@
  * whose destination is a Service frontend is pointed at one of the
  * Service's endpoints instead, so that no packet of the connection ever
  * carries the Service address and no per-packet translation is needed.
+ * recvmsg() and getpeername() translate back, so that the application sees
+ * the address it asked for.
  *
  * Attached to a cgroup v2 directory (by default the root), so that it sees
- * every process on the node, pods included. */
+ * every process on the node, pods included.  Traffic from pods and from the
+ * node itself is internal traffic: it uses the Service's internal endpoints
+ * (internalTrafficPolicy) whatever the frontend.
+ *
+ * A Service without endpoints fails the call with ECONNREFUSED at once
+ * (bpf_set_retval), as a reject rule would, instead of the EPERM a plain
+ * "return 0" gives. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "kproxy/lb.h"
+#include "lb.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, LB_MAX_SERVICES);
-	__type(key, struct lb4_key);
-	__type(value, struct lb4_service);
-} lb4_services SEC(".maps");
+#define ECONNREFUSED 111
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, LB_MAX_BACKENDS);
-	__type(key, __u32);
-	__type(value, struct lb4_backend);
-} lb4_backends SEC(".maps");
+/* Set before load.  With hostns_only, sockets outside the node's own network
+ * namespace are left alone: their packets are balanced on the pod's veth
+ * instead, so that a service mesh inside the pod still sees the ClusterIP. */
+const volatile __u8 hostns_only = 0;
+const volatile __u64 host_netns_cookie = 0;
 
-static __always_inline const struct lb4_backend *lb4_pick(struct lb4_key *key,
-							  const struct lb4_service *svc)
+/* What a socket's destination resolves to. */
+struct lb_choice {
+	__u32 svc_id;
+	__u32 backend_id;
+	struct lb_backend *be;
+};
+
+/* Picks the endpoint for a socket of svc_id.  Returns 1 with *c filled, 0
+ * when the socket should be left alone, -1 to refuse the call. */
+static __always_inline int lb_sock_choose(struct bpf_sock_addr *ctx, __u32 svc_id,
+					  struct lb_sock *sticky, struct lb_choice *c)
 {
-	const struct lb4_service *slot;
+	struct lb_affinity_key akey = {};
+	struct lb_service *svc;
+	__u32 id = 0;
 
-	key->backend_slot = (__u16)(bpf_get_prandom_u32() % svc->count) + 1;
-	slot = bpf_map_lookup_elem(&lb4_services, key);
-	if (!slot)
-		return 0;
-	return bpf_map_lookup_elem(&lb4_backends, &slot->backend_id);
-}
-
-/* Returns 1 to let the call proceed (with or without a new destination), 0
- * to fail it. */
-static __always_inline int lb4_translate(struct bpf_sock_addr *ctx)
-{
-	struct lb4_key key = {};
-	const struct lb4_service *svc;
-	const struct lb4_backend *be;
-
-	key.address = ctx->user_ip4;
-	key.dport = (__be16)ctx->user_port;
-	key.proto = (__u8)ctx->protocol;
-	svc = bpf_map_lookup_elem(&lb4_services, &key);
+	svc = bpf_map_lookup_elem(&lb_svc, &svc_id);
 	if (!svc)
-		return 1; /* not a Service: leave the socket alone */
-	if (!svc->count)
-		return 0; /* no endpoints: fail at once rather than time out */
-	be = lb4_pick(&key, svc);
-	if (!be)
-		return 1; /* a slot being rewritten: the packet path still has it */
-	ctx->user_ip4 = be->address;
-	ctx->user_port = (__u32)be->port;
+		return 0;
+	if (!svc->count) {
+		/* Endpoints elsewhere only: the policy says drop, so let the
+		 * packets go to the Service address, where nothing answers. */
+		if (svc->flags & LB_SVC_F_INT_DROP)
+			return 0;
+		return -1;
+	}
+	c->svc_id = svc_id;
+	if (sticky) {
+		c->be = lb_backend_of(svc_id, sticky->backend_id);
+		if (c->be) {
+			c->backend_id = sticky->backend_id;
+			return 1;
+		}
+	}
+	if (svc->flags & LB_SVC_F_AFFINITY) {
+		/* Every socket of a pod shares its network namespace; its
+		 * source address is often not chosen yet at connect time. */
+		akey.netns_cookie = bpf_get_netns_cookie(ctx);
+		akey.svc_id = svc_id;
+		id = lb_affinity_get(&akey, svc, svc_id);
+	}
+	if (!id)
+		id = lb_pick_slot(svc_id, svc, bpf_get_prandom_u32());
+	c->be = lb_backend_of(svc_id, id);
+	if (!c->be)
+		return 0; /* a slot being rewritten: try the next call */
+	c->backend_id = id;
+	if (svc->flags & LB_SVC_F_AFFINITY)
+		lb_affinity_put(&akey, id);
 	return 1;
 }
 
-SEC("cgroup/connect4")
-int sock4_connect(struct bpf_sock_addr *ctx)
+static __always_inline bool lb_sock_skip(struct bpf_sock_addr *ctx)
 {
-	return lb4_translate(ctx);
+	return hostns_only && bpf_get_netns_cookie(ctx) != host_netns_cookie;
+}
+
+/* --- IPv4 ---------------------------------------------------------------- */
+
+static __always_inline struct lb_frontend *lb4_sock_frontend(struct bpf_sock_addr *ctx)
+{
+	struct lb4_frontend_key key = {};
+	struct lb_frontend *fe;
+
+	key.addr = ctx->user_ip4;
+	key.port = (__be16)ctx->user_port;
+	key.proto = (__u8)ctx->protocol;
+	fe = bpf_map_lookup_elem(&lb4_fe, &key);
+	if (fe)
+		return fe;
+	/* A NodePort answers on every node address. */
+	if (!bpf_map_lookup_elem(&lb4_nodeaddr, &key.addr))
+		return 0;
+	key.addr = 0;
+	return bpf_map_lookup_elem(&lb4_fe, &key);
+}
+
+static __always_inline bool lb4_sock_vip(struct bpf_sock_addr *ctx)
+{
+	__be32 addr = ctx->user_ip4;
+
+	return bpf_map_lookup_elem(&lb4_vip, &addr) != 0;
+}
+
+/* Returns what the hook returns: 1 to go on, 0 to fail the call. */
+static __always_inline int lb4_sock_xlate(struct bpf_sock_addr *ctx, bool unconnected)
+{
+	struct lb4_sock_key skey = {}, rkey = {};
+	struct lb_sock *sticky = 0, rev = {}, stick = {};
+	struct lb_frontend *fe;
+	struct lb_choice c = {};
+	int r;
+
+	if (lb_sock_skip(ctx))
+		return 1;
+	fe = lb4_sock_frontend(ctx);
+	if (!fe) {
+		/* A ClusterIP on a port no Service has: refused, as a reject
+		 * rule would. */
+		if (!lb4_sock_vip(ctx))
+			return 1;
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
+	skey.cookie = bpf_get_socket_cookie(ctx);
+	skey.addr = ctx->user_ip4;
+	skey.port = (__be16)ctx->user_port;
+	if (unconnected)
+		sticky = bpf_map_lookup_elem(&lb4_sk_sticky, &skey);
+	r = lb_sock_choose(ctx, fe->svc_id, sticky, &c);
+	if (r < 0) {
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
+	if (r == 0 || !c.be)
+		return 1;
+	/* Remember the frontend, for replies and getpeername(). */
+	rkey.cookie = skey.cookie;
+	rkey.addr = c.be->addr[0];
+	rkey.port = c.be->port;
+	rev.addr[0] = skey.addr;
+	rev.port = skey.port;
+	rev.backend_id = c.backend_id;
+	bpf_map_update_elem(&lb4_sk_rev, &rkey, &rev, BPF_ANY);
+	if (unconnected && (!sticky || sticky->backend_id != c.backend_id)) {
+		stick.addr[0] = c.be->addr[0];
+		stick.port = c.be->port;
+		stick.backend_id = c.backend_id;
+		bpf_map_update_elem(&lb4_sk_sticky, &skey, &stick, BPF_ANY);
+	}
+	ctx->user_ip4 = c.be->addr[0];
+	ctx->user_port = (__u32)c.be->port;
+	return 1;
+}
+
+static __always_inline void lb4_sock_restore(struct bpf_sock_addr *ctx)
+{
+	struct lb4_sock_key key = {};
+	struct lb_sock *rev;
+
+	key.cookie = bpf_get_socket_cookie(ctx);
+	key.addr = ctx->user_ip4;
+	key.port = (__be16)ctx->user_port;
+	rev = bpf_map_lookup_elem(&lb4_sk_rev, &key);
+	if (!rev)
+		return;
+	ctx->user_ip4 = rev->addr[0];
+	ctx->user_port = (__u32)rev->port;
+}
+
+SEC("cgroup/connect4")
+int lb4_connect(struct bpf_sock_addr *ctx)
+{
+	return lb4_sock_xlate(ctx, false);
 }
 
 SEC("cgroup/sendmsg4")
-int sock4_sendmsg(struct bpf_sock_addr *ctx)
+int lb4_sendmsg(struct bpf_sock_addr *ctx)
 {
-	return lb4_translate(ctx);
+	return lb4_sock_xlate(ctx, true);
+}
+
+SEC("cgroup/recvmsg4")
+int lb4_recvmsg(struct bpf_sock_addr *ctx)
+{
+	lb4_sock_restore(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int lb4_getpeername(struct bpf_sock_addr *ctx)
+{
+	lb4_sock_restore(ctx);
+	return 1;
+}
+
+/* --- IPv6 ---------------------------------------------------------------- */
+
+static __always_inline void lb6_ctx_addr(struct bpf_sock_addr *ctx, __be32 *addr)
+{
+	addr[0] = ctx->user_ip6[0];
+	addr[1] = ctx->user_ip6[1];
+	addr[2] = ctx->user_ip6[2];
+	addr[3] = ctx->user_ip6[3];
+}
+
+static __always_inline void lb6_ctx_set_addr(struct bpf_sock_addr *ctx, const __be32 *addr)
+{
+	ctx->user_ip6[0] = addr[0];
+	ctx->user_ip6[1] = addr[1];
+	ctx->user_ip6[2] = addr[2];
+	ctx->user_ip6[3] = addr[3];
+}
+
+static __always_inline struct lb_frontend *lb6_sock_frontend(struct bpf_sock_addr *ctx)
+{
+	struct lb6_frontend_key key = {};
+	struct lb_frontend *fe;
+
+	lb6_ctx_addr(ctx, key.addr);
+	key.port = (__be16)ctx->user_port;
+	key.proto = (__u8)ctx->protocol;
+	fe = bpf_map_lookup_elem(&lb6_fe, &key);
+	if (fe)
+		return fe;
+	if (!bpf_map_lookup_elem(&lb6_nodeaddr, key.addr))
+		return 0;
+	__builtin_memset(key.addr, 0, sizeof(key.addr));
+	return bpf_map_lookup_elem(&lb6_fe, &key);
+}
+
+static __always_inline bool lb6_sock_vip(struct bpf_sock_addr *ctx)
+{
+	struct lb6_addr_key key;
+
+	lb6_ctx_addr(ctx, key.addr);
+	return bpf_map_lookup_elem(&lb6_vip, &key) != 0;
+}
+
+static __always_inline int lb6_sock_xlate(struct bpf_sock_addr *ctx, bool unconnected)
+{
+	struct lb6_sock_key skey = {}, rkey = {};
+	struct lb_sock *sticky = 0, rev = {}, stick = {};
+	struct lb_frontend *fe;
+	struct lb_choice c = {};
+	int r;
+
+	if (lb_sock_skip(ctx))
+		return 1;
+	fe = lb6_sock_frontend(ctx);
+	if (!fe) {
+		/* A ClusterIP on a port no Service has: refused, as a reject
+		 * rule would. */
+		if (!lb6_sock_vip(ctx))
+			return 1;
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
+	skey.cookie = bpf_get_socket_cookie(ctx);
+	lb6_ctx_addr(ctx, skey.addr);
+	skey.port = (__be16)ctx->user_port;
+	if (unconnected)
+		sticky = bpf_map_lookup_elem(&lb6_sk_sticky, &skey);
+	r = lb_sock_choose(ctx, fe->svc_id, sticky, &c);
+	if (r < 0) {
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
+	if (r == 0 || !c.be)
+		return 1;
+	rkey.cookie = skey.cookie;
+	__builtin_memcpy(rkey.addr, c.be->addr, sizeof(rkey.addr));
+	rkey.port = c.be->port;
+	__builtin_memcpy(rev.addr, skey.addr, sizeof(rev.addr));
+	rev.port = skey.port;
+	rev.backend_id = c.backend_id;
+	bpf_map_update_elem(&lb6_sk_rev, &rkey, &rev, BPF_ANY);
+	if (unconnected && (!sticky || sticky->backend_id != c.backend_id)) {
+		__builtin_memcpy(stick.addr, c.be->addr, sizeof(stick.addr));
+		stick.port = c.be->port;
+		stick.backend_id = c.backend_id;
+		bpf_map_update_elem(&lb6_sk_sticky, &skey, &stick, BPF_ANY);
+	}
+	lb6_ctx_set_addr(ctx, c.be->addr);
+	ctx->user_port = (__u32)c.be->port;
+	return 1;
+}
+
+static __always_inline void lb6_sock_restore(struct bpf_sock_addr *ctx)
+{
+	struct lb6_sock_key key = {};
+	struct lb_sock *rev;
+
+	key.cookie = bpf_get_socket_cookie(ctx);
+	lb6_ctx_addr(ctx, key.addr);
+	key.port = (__be16)ctx->user_port;
+	rev = bpf_map_lookup_elem(&lb6_sk_rev, &key);
+	if (!rev)
+		return;
+	lb6_ctx_set_addr(ctx, rev->addr);
+	ctx->user_port = (__u32)rev->port;
+}
+
+SEC("cgroup/connect6")
+int lb6_connect(struct bpf_sock_addr *ctx)
+{
+	return lb6_sock_xlate(ctx, false);
+}
+
+SEC("cgroup/sendmsg6")
+int lb6_sendmsg(struct bpf_sock_addr *ctx)
+{
+	return lb6_sock_xlate(ctx, true);
+}
+
+SEC("cgroup/recvmsg6")
+int lb6_recvmsg(struct bpf_sock_addr *ctx)
+{
+	lb6_sock_restore(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int lb6_getpeername(struct bpf_sock_addr *ctx)
+{
+	lb6_sock_restore(ctx);
+	return 1;
 }

@@ -34,6 +34,7 @@ struct dataplane_config {
 	const char *bpf_cgroup_path; /* cgroup v2 directory for socket hooks */
 	const char *bpf_pin_path;    /* bpffs directory for pinned maps and links */
 	const char *devices;	     /* comma-separated interfaces, or NULL for auto */
+	bool bpf_pod_lb;	     /* balance pod traffic per packet on the veths */
 };
 
 struct dataplane_stats {

@@ -517,6 +517,7 @@ static int start(struct agent *a)
 		.bpf_cgroup_path = a->opts.bpf_cgroup_path,
 		.bpf_pin_path = a->opts.bpf_pin_path,
 		.devices = a->opts.devices,
+		.bpf_pod_lb = a->opts.bpf_sock_hostns_only,
 		.nodeport_cidrs = a->opts.nodeport_cidrs,
 		.n_nodeport_cidrs = a->opts.n_nodeport_cidrs,
 		.nodeport_primary = a->opts.nodeport_primary,

@@ -78,6 +78,9 @@ static const struct flag flags[] = {
 	F("bpf-pin-path", K_STRING, bpf_pin_path,
 	  "bpffs directory for kproxy's pinned maps and links (ebpf mode)"),
 	F("devices", K_STRING, devices, "interfaces for NodePort/LoadBalancer traffic (ebpf mode)"),
+	F("bpf-lb-sock-hostns-only", K_BOOL, bpf_sock_hostns_only,
+	  "socket-level balancing for host processes only; pod traffic is balanced per packet "
+	  "on the pods' veths, so meshes in pods see the ClusterIP (ebpf mode)"),
 	F("version", K_BOOL, show_version, "print the version and exit"),
 	F("help", K_BOOL, show_help, "print this help and exit"),
 	IGN("bind-address", true, "kube-proxy's idea of the node IP; kproxy reads the Node"),

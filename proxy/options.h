@@ -62,6 +62,7 @@ struct options {
 	const char *bpf_cgroup_path;
 	const char *bpf_pin_path;
 	const char *devices;
+	bool bpf_sock_hostns_only;
 	bool show_version;
 	bool show_help;
 };

@@ -15,7 +15,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 
 SUITES=${SUITES:-"unit unit-san bpf apiserver sandbox e2e"}
-E2E_MODES=${E2E_MODES:-"nftables"}
+E2E_MODES=${E2E_MODES:-"nftables ebpf"}
 total_pass=0 total_fail=0 total_skip=0
 summary=()
 

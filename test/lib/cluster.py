@@ -89,7 +89,9 @@ class Cluster:
     def __init__(self, mode="nftables", nodes=2, ipv6=True, agent_args=()):
         self.mode = mode
         self.agent_args = list(agent_args)
-        self.sb = Sandbox(nodes=nodes, ipv6=ipv6)
+        # eBPF mode: each node gets its own cgroup and pin directory, so that
+        # two agents on one host keep apart and nothing touches the real root
+        self.sb = Sandbox(nodes=nodes, ipv6=ipv6, bpf=(mode == "ebpf"))
         self.dir = None
         self.kubeconfig = None
         self.api_proc = None
@@ -142,6 +144,14 @@ class Cluster:
                 self.stop_agent(node)
             except Exception:
                 pass
+        if self.mode == "ebpf" and self.sb._up:
+            # the agent's own --cleanup first; the sandbox's teardown then
+            # removes whatever is left (after a crash, say)
+            for node in self.sb.nodes:
+                try:
+                    self.cleanup_agent(node)
+                except Exception:
+                    pass
         try:
             self.sb.down()
         finally:
@@ -201,12 +211,37 @@ class Cluster:
         argv = [KPROXY, f"--kubeconfig={self.kubeconfig}", f"--hostname-override={node}",
                 f"--proxy-mode={self.mode}",
                 f"--cluster-cidr={sandbox.CLUSTER_CIDR},{sandbox.CLUSTER_CIDR6}",
-                "--min-sync-period=0", "--v=2"] + self.agent_args + list(extra)
+                "--min-sync-period=0", "--v=2"] + self.agent_flags(node) + self.agent_args \
+            + list(extra)
         proc = self.sb.spawn(node, argv, log=f"kproxy-{node}")
         self.agents[node] = proc
         if wait:
             self.wait_synced(node)
         return proc
+
+    def agent_flags(self, node):
+        """Flags the mode needs on this node (eBPF: the node's cgroup and pin path)."""
+        if self.mode != "ebpf":
+            return []
+        return [f"--bpf-cgroup-path={self.sb.cgroup_path(node)}",
+                f"--bpf-pin-path={self.sb.bpf_pin_path(node)}"]
+
+    def cleanup_agent(self, node):
+        """Runs kproxy --cleanup on the node; returns the CompletedProcess."""
+        return self.sb.exec(node, [KPROXY, "--cleanup", "--v=2"] + self.agent_flags(node),
+                            timeout=30)
+
+    def bpf_map(self, node, name):
+        """The entries of a pinned map of the node's agent, as bpftool's JSON (eBPF mode)."""
+        import glob
+        paths = sorted(glob.glob(os.path.join(self.sb.bpf_pin_path(node), "v*", name)))
+        if not paths:
+            return []
+        r = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", paths[-1]],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"bpftool map dump {paths[-1]}: {r.stderr.strip()}")
+        return json.loads(r.stdout or "[]")
 
     def agent_log(self, node):
         return self.sb.log_of(self.agents[node]) if node in self.agents else ""

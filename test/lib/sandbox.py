@@ -13,6 +13,13 @@ is both a library (``Sandbox``) and a command line tool::
     python3 test/lib/sandbox.py down PREFIX | status [PREFIX] | cleanup [START]
     python3 test/lib/sandbox.py exec PREFIX ROLE -- COMMAND...
 
+With ``bpf=True`` each node also gets a cgroup v2 directory of its own
+(``<cgroup v2 root>/kproxy-test-<prefix>/<node>``) that every process run in
+the node's namespace or in one of its pods joins before it starts, and a bpf
+pin directory (``/sys/fs/bpf/kproxy-test-<prefix>/<node>``): an eBPF-mode agent
+attaches its socket programs to its node's cgroup only, never to the root, and
+several agents on one host keep apart.  Teardown removes both trees.
+
 State lives in ``/run/kproxy-sandbox/<prefix>.json`` so another process can
 tear a sandbox down.  Teardown kills every process inside the sandbox's
 namespaces, deletes the namespaces and the state, is idempotent, and also
@@ -78,6 +85,10 @@ SERVICE_CIDR6 = "fd00:96::/112"
 LB_CIDR = "10.90.0.0/24"          # LoadBalancer ingress and externalIPs
 LB_CIDR6 = "fd00:90::/112"
 
+# eBPF mode: per-node cgroups and bpf pin directories (see the module doc).
+BPF_TEST_PREFIX = "kproxy-test-"
+BPFFS_ROOT = "/sys/fs/bpf"
+
 DEFAULT_PORTS = {"tcp": [8080], "udp": [8081]}
 PROTOCOLS = ("tcp", "udp", "sctp")
 
@@ -109,6 +120,55 @@ def family_of(addr):
 
 class SandboxError(Exception):
     pass
+
+
+def cgroup2_root():
+    """Mount point of the cgroup v2 hierarchy (unified or hybrid layout), or None."""
+    try:
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split() for line in f]
+    except OSError:
+        return None
+    points = [m[1] for m in mounts if len(m) > 2 and m[2] == "cgroup2"]
+    for p in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        if p in points:
+            return p
+    return points[0] if points else None
+
+
+def bpf_test_dirs(prefix):
+    """The cgroup and pin directories a sandbox with bpf=True uses (may not exist)."""
+    dirs = []
+    root = cgroup2_root()
+    if root:
+        dirs.append(os.path.join(root, BPF_TEST_PREFIX + prefix))
+    dirs.append(os.path.join(BPFFS_ROOT, BPF_TEST_PREFIX + prefix))
+    return dirs
+
+
+def _remove_bpf_dirs(prefix):
+    """Removes a sandbox's per-node cgroups and bpf pins; returns the problems.
+
+    Run after the sandbox's processes are gone: a cgroup with processes in it
+    cannot be removed.  Unpinning the links detaches the programs.
+    """
+    errors = []
+    root = cgroup2_root()
+    pins = os.path.join(BPFFS_ROOT, BPF_TEST_PREFIX + prefix)
+    if os.path.isdir(pins):
+        shutil.rmtree(pins, ignore_errors=True)
+        if os.path.exists(pins):
+            errors.append(f"bpf pins left in {pins}")
+    if root:
+        top = os.path.join(root, BPF_TEST_PREFIX + prefix)
+        if os.path.isdir(top):
+            # cgroups are removed with rmdir, children first
+            for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+                try:
+                    os.rmdir(dirpath)
+                except OSError as e:
+                    errors.append(f"cgroup {dirpath}: {e.strerror}")
+    return errors
 
 
 # ------------------------------------------------------------ small helpers
@@ -556,10 +616,12 @@ class Sandbox:
     SIGKILL; default_route=False leaves nodes without their default route
     via the fabric's dead-end gateway (then a node reaches only the fabric,
     its pods and other nodes' pods, and Service addresses need route()).
+    bpf=True gives each node a cgroup and a bpf pin directory (see the module
+    documentation, cgroup_path() and bpf_pin_path()).
     """
 
     def __init__(self, prefix=None, nodes=2, ipv6=True, log_dir=None, reaper=True, keep=False,
-                 default_route=True):
+                 default_route=True, bpf=False):
         if prefix is None:
             prefix = NS_START + "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
         if not PREFIX_RE.match(prefix):
@@ -571,6 +633,7 @@ class Sandbox:
         self.ipv6 = ipv6
         self.keep = keep
         self.default_route = default_route
+        self.bpf = bpf
         self.use_reaper = reaper and not keep
         self.run_dir = os.path.join(STATE_DIR, prefix)
         self.log_dir = log_dir or os.path.join(self.run_dir, "logs")
@@ -630,6 +693,25 @@ class Sandbox:
     def pod(self, name):
         return self.pods[name]
 
+    def node_of(self, role):
+        """The node a role belongs to (a node, or a pod's node), or None."""
+        if role in self.roles:      # as ns() does: roles first, then pods
+            return role if role in self.nodes else None
+        name = role[4:] if role.startswith("pod-") else role
+        pod = self.pods.get(name)
+        return pod.node if pod else None
+
+    def cgroup_path(self, node):
+        """The node's cgroup v2 directory (bpf=True), which its processes join."""
+        root = cgroup2_root()
+        if not root:
+            raise SandboxError("no cgroup v2 hierarchy is mounted")
+        return os.path.join(root, BPF_TEST_PREFIX + self.prefix, node)
+
+    def bpf_pin_path(self, node):
+        """The node's bpf pin directory (an agent's --bpf-pin-path)."""
+        return os.path.join(BPFFS_ROOT, BPF_TEST_PREFIX + self.prefix, node)
+
     # ----- set-up
 
     def __enter__(self):
@@ -673,6 +755,9 @@ class Sandbox:
         v6 = self.ipv6
         names = [self.ns(r) for r in self.roles]
         _ip_batch(None, [f"netns add {n}" for n in names])
+        if self.bpf:
+            for node in self.nodes:
+                os.makedirs(self.cgroup_path(node), exist_ok=True)
 
         common = {
             "net.ipv4.conf.all.rp_filter": 0,
@@ -948,7 +1033,13 @@ class Sandbox:
     # ----- processes
 
     def _cmd(self, ns, argv):
-        return ["nsenter", f"--net={self.nspath(ns)}", "--"] + [str(a) for a in argv]
+        argv = [str(a) for a in argv]
+        node = self.node_of(ns) if self.bpf else None
+        if node:
+            # join the node's cgroup, then become the command (same pid)
+            procs = os.path.join(self.cgroup_path(node), "cgroup.procs")
+            argv = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', procs] + argv
+        return ["nsenter", f"--net={self.nspath(ns)}", "--"] + argv
 
     def exec(self, ns, argv, check=False, timeout=60, input=None, env=None, capture=True,
              text=True, cwd=None):
@@ -1104,6 +1195,7 @@ class Sandbox:
             "procs": self._proc_info,
             "reaper_pid": self._reaper.pid if self._reaper else None,
             "log_dir": self.log_dir,
+            "bpf": self.bpf,
         }
 
     def _save(self):
@@ -1119,7 +1211,8 @@ class Sandbox:
         if st is None:
             raise SandboxError(f"no state for sandbox {prefix} in {STATE_DIR}")
         sb = cls(prefix=prefix, nodes=st["nodes"], ipv6=st["ipv6"], log_dir=st.get("log_dir"),
-                 reaper=False, keep=True, default_route=st.get("default_route", True))
+                 reaper=False, keep=True, default_route=st.get("default_route", True),
+                 bpf=st.get("bpf", False))
         sb.pods = {n: Pod.from_json(d) for n, d in st.get("pods", {}).items()}
         sb.node_addrs = st.get("node_addrs", sb.node_addrs)
         sb._next_index = st.get("next_index", sb._next_index)
@@ -1212,6 +1305,16 @@ def list_sandboxes(start=NS_START):
                 found.add(f[:-5])
     except FileNotFoundError:
         pass
+    # cgroups and pins of sandboxes whose state is gone
+    for parent in [cgroup2_root(), BPFFS_ROOT]:
+        try:
+            names = os.listdir(parent) if parent else []
+        except OSError:
+            names = []
+        for n in names:
+            p = n[len(BPF_TEST_PREFIX):] if n.startswith(BPF_TEST_PREFIX) else ""
+            if p.startswith(start) and PREFIX_RE.match(p):
+                found.add(p)
     return sorted(found)
 
 
@@ -1238,6 +1341,7 @@ def teardown_prefix(prefix, popens=(), known=(), namespaces=()):
     still = [n for n in netns_list() if n.startswith(prefix + "-")]
     if still:
         errors.append("namespaces left: " + ", ".join(still))
+    errors += _remove_bpf_dirs(prefix)
     for path in (os.path.join(STATE_DIR, prefix + ".json"),):
         try:
             os.unlink(path)
