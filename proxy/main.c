@@ -47,6 +47,7 @@ struct agent {
 	struct kube_client *client;
 	struct reflector *services, *slices, *node, *cidrs;
 	struct hashmap *service_cidrs; /* name -> struct service_cidr */
+	struct hashmap *endpoints_counts; /* Endpoints key -> slices it stands for */
 	struct tracker *tracker;
 	const struct dataplane_ops *dp_ops;
 	struct dataplane *dp;
@@ -97,6 +98,16 @@ static void free_node(void *p)
 	node_info_free(p);
 }
 
+static int dec_endpoints(json_t *obj, void **ret, char *err, size_t errlen)
+{
+	return decode_endpoints(obj, (struct endpoints_obj **)ret, err, errlen);
+}
+
+static void free_endpoints(void *p)
+{
+	endpoints_obj_free(p);
+}
+
 static int dec_cidr(json_t *obj, void **ret, char *err, size_t errlen)
 {
 	return decode_service_cidr(obj, (struct service_cidr **)ret, err, errlen);
@@ -113,6 +124,8 @@ static const struct reflector_type slice_type = {
 	"EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices", dec_slice, free_slice, false};
 static const struct reflector_type node_type = {"Node", "/api/v1/nodes", dec_node, free_node,
 						false};
+static const struct reflector_type endpoints_type = {"Endpoints", "/api/v1/endpoints",
+						     dec_endpoints, free_endpoints, false};
 static const struct reflector_type cidr_type = {
 	"ServiceCIDR", "/apis/networking.k8s.io/v1/servicecidrs", dec_cidr, free_cidr, true};
 
@@ -164,6 +177,41 @@ static void servicehc_node_addresses(struct agent *a, const struct node_info *no
 	r = servicehc_local_addresses(exact, n, local, MAX_CIDRS);
 	if (r > 0)
 		servicehc_set_addresses(a->servicehc, local, (size_t)r);
+}
+
+/* An Endpoints object stands for the slices it decoded into, keyed
+ * "<ns>/<name>#<i>"; those it no longer has are removed. */
+static void endpoints_set(struct agent *a, const char *key, struct endpoints_obj *e)
+{
+	uintptr_t before = (uintptr_t)hashmap_get_str(a->endpoints_counts, key);
+	size_t n = e ? e->n_slices : 0;
+	char sk[OBJECT_KEY_MAX + 16];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(sk, sizeof(sk), "%s#%zu", key, i);
+		tracker_slice_upsert(a->tracker, sk, e->slices[i]);
+		e->slices[i] = NULL;
+	}
+	for (size_t i = n; i < before; i++) {
+		snprintf(sk, sizeof(sk), "%s#%zu", key, i);
+		tracker_slice_remove(a->tracker, sk);
+	}
+	if (n)
+		hashmap_put_str(a->endpoints_counts, key, (void *)(uintptr_t)n, NULL);
+	else
+		hashmap_remove_str(a->endpoints_counts, key);
+	endpoints_obj_free(e);
+	schedule_sync(a);
+}
+
+static void endpoints_upsert(void *data, const char *key, void *obj)
+{
+	endpoints_set(data, key, obj);
+}
+
+static void endpoints_remove(void *data, const char *key)
+{
+	endpoints_set(data, key, NULL);
 }
 
 static void node_upsert(void *data, const char *key, void *obj)
@@ -256,6 +304,8 @@ static const struct reflector_handler svc_handler = {svc_upsert, svc_remove, syn
 static const struct reflector_handler slice_handler = {slice_upsert, slice_remove, synced};
 static const struct reflector_handler node_handler = {node_upsert, node_remove, synced};
 static const struct reflector_handler cidr_handler = {cidr_upsert, cidr_remove, cidr_synced};
+static const struct reflector_handler endpoints_handler = {endpoints_upsert, endpoints_remove,
+							   synced};
 
 /* --- syncing --- */
 
@@ -554,9 +604,13 @@ static int start(struct agent *a)
 		 "2Fheadless");
 	if ((r = reflector_new(a->client, a->loop, &service_type, query, &svc_handler, a,
 			       &a->services)) < 0 ||
-	    (r = reflector_new(a->client, a->loop, &slice_type, query, &slice_handler, a,
+	    (r = reflector_new(a->client, a->loop,
+			       a->opts.use_core_endpoints ? &endpoints_type : &slice_type, query,
+			       a->opts.use_core_endpoints ? &endpoints_handler : &slice_handler, a,
 			       &a->slices)) < 0)
 		return r;
+	if (!(a->endpoints_counts = hashmap_new()))
+		return -ENOMEM;
 	snprintf(query, sizeof(query), "fieldSelector=metadata.name%%3D%s", a->node_name);
 	if ((r = reflector_new(a->client, a->loop, &node_type, query, &node_handler, a, &a->node)) <
 	    0)
@@ -585,6 +639,7 @@ static void stop(struct agent *a)
 	reflector_free(a->node);
 	reflector_free(a->cidrs);
 	hashmap_free(a->service_cidrs, free_cidr);
+	hashmap_free(a->endpoints_counts, NULL);
 	kube_client_free(a->client);
 	loop_timer_free(a->sync_timer);
 	tracker_free(a->tracker);

@@ -71,6 +71,9 @@ static const struct flag flags[] = {
 	  "idle timeout of unreplied UDP flows (0: leave it)"),
 	F("conntrack-udp-timeout-stream", K_DURATION, conntrack.udp_stream_ms,
 	  "idle timeout of replied UDP flows (0: leave it)"),
+	F("use-core-endpoints", K_BOOL, use_core_endpoints,
+	  "read core/v1 Endpoints instead of EndpointSlices (for clusters or tools that publish "
+	  "only those)"),
 	F("cleanup", K_BOOL, cleanup, "remove everything kproxy programmed, then exit"),
 	FI("v", verbosity, 0, 10, "log verbosity (0-10)"),
 	F("bpf-cgroup-path", K_STRING, bpf_cgroup_path,

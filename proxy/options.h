@@ -63,6 +63,7 @@ struct options {
 	const char *bpf_pin_path;
 	const char *devices;
 	bool bpf_sock_hostns_only;
+	bool use_core_endpoints; /* read core/v1 Endpoints instead of EndpointSlices */
 	bool show_version;
 	bool show_help;
 };

@@ -246,7 +246,7 @@ int decode_object_key(json_t *obj, char *buf, size_t len, char *err, size_t errl
 {
 	struct dctx c = {err, errlen};
 	const char *ns = NULL, *name = NULL;
-	json_t *meta;
+	json_t *meta = NULL;
 	int r;
 
 	if (!json_is_object(obj))
@@ -1100,5 +1100,165 @@ int decode_service_cidr(json_t *obj, struct service_cidr **ret_obj, char *err, s
 	return 0;
 fail:
 	service_cidr_free(sc);
+	return r;
+}
+
+/* One family's addresses of one subset as a slice. */
+static int endpoints_subset_slice(struct dctx *c, const char *ns, const char *name, size_t si,
+				  json_t *subset, uint8_t family, struct endpoint_slice **ret)
+{
+	static const char *const lists[2] = {"addresses", "notReadyAddresses"};
+	struct endpoint_slice *sl = calloc(1, sizeof(*sl));
+	json_t *ports, *v;
+	size_t total = 0, i;
+	char buf[300];
+	int r;
+
+	*ret = NULL;
+	if (!sl)
+		return -ENOMEM;
+	snprintf(buf, sizeof(buf), "%s.%zu.%s", name, si, family == AF_INET ? "v4" : "v6");
+	sl->ns = strdup(ns);
+	sl->name = strdup(buf);
+	sl->service_name = strdup(name);
+	sl->family = family;
+	if (!sl->ns || !sl->name || !sl->service_name) {
+		endpoint_slice_free(sl);
+		return -ENOMEM;
+	}
+	snprintf(buf, sizeof(buf), "subsets[%zu].ports", si);
+	if ((r = get_array(c, subset, "ports", buf, MAX_SLICE_PORTS, &ports)) < 0)
+		goto fail;
+	sl->ports = calloc(json_array_size(ports) + 1, sizeof(*sl->ports));
+	if (!sl->ports)
+		goto nomem;
+	json_array_foreach(ports, i, v) {
+		struct eps_port *p = &sl->ports[sl->n_ports];
+		const char *pname = NULL, *proto = NULL;
+		long long port = 0;
+		bool present;
+
+		snprintf(buf, sizeof(buf), "subsets[%zu].ports[%zu]", si, i);
+		if (!json_is_object(v)) {
+			r = bad(c, "%s: expected an object, got %s", buf, type_name(v));
+			goto fail;
+		}
+		if ((r = get_string(c, v, "name", buf, 63, &pname)) < 0 ||
+		    (r = get_string(c, v, "protocol", buf, 16, &proto)) < 0 ||
+		    (r = parse_protocol(c, proto, buf, &p->protocol)) < 0 ||
+		    (r = get_int(c, v, "port", buf, 1, 65535, &port, &present)) < 0)
+			goto fail;
+		if (!present) {
+			r = bad(c, "%s.port: missing", buf);
+			goto fail;
+		}
+		p->port = (uint16_t)port;
+		if (!(p->name = strdup(pname ? pname : "")))
+			goto nomem;
+		sl->n_ports++;
+	}
+	for (int l = 0; l < 2; l++) {
+		json_t *arr;
+
+		snprintf(buf, sizeof(buf), "subsets[%zu].%s", si, lists[l]);
+		if ((r = get_array(c, subset, lists[l], buf, MAX_SLICE_ENDPOINTS, &arr)) < 0)
+			goto fail;
+		total += json_array_size(arr);
+	}
+	sl->endpoints = calloc(total + 1, sizeof(*sl->endpoints));
+	if (!sl->endpoints)
+		goto nomem;
+	for (int l = 0; l < 2; l++) {
+		json_t *arr = json_object_get(subset, lists[l]);
+
+		json_array_foreach(arr, i, v) {
+			struct eps_endpoint *ep = &sl->endpoints[sl->n_endpoints];
+			const char *ip = NULL, *node = NULL;
+			struct ipaddr a;
+
+			snprintf(buf, sizeof(buf), "subsets[%zu].%s[%zu]", si, lists[l], i);
+			if (!json_is_object(v)) {
+				r = bad(c, "%s: expected an object, got %s", buf, type_name(v));
+				goto fail;
+			}
+			if ((r = get_string(c, v, "ip", buf, 64, &ip)) < 0 ||
+			    (r = get_string(c, v, "nodeName", buf, 253, &node)) < 0)
+				goto fail;
+			if (!ip || ipaddr_parse(ip, &a) < 0) {
+				r = bad(c, "%s.ip: \"%.64s\" is not an IP address", buf, ip ? ip : "");
+				goto fail;
+			}
+			if (a.family != family)
+				continue;
+			ep->addr = a;
+			ep->conditions = l == 0 ? (EP_READY | EP_SERVING) : 0;
+			if (node && *node && !(ep->node_name = strdup(node)))
+				goto nomem;
+			sl->n_endpoints++;
+		}
+	}
+	if (!sl->n_endpoints) {
+		endpoint_slice_free(sl);
+		return 0;
+	}
+	*ret = sl;
+	return 0;
+nomem:
+	r = -ENOMEM;
+fail:
+	endpoint_slice_free(sl);
+	return r;
+}
+
+int decode_endpoints(json_t *obj, struct endpoints_obj **ret_obj, char *err, size_t errlen)
+{
+	struct dctx c = {err, errlen};
+	char key[OBJECT_KEY_MAX];
+	struct endpoints_obj *e;
+	const char *ns, *name;
+	json_t *subsets, *sub;
+	size_t i;
+	int r;
+
+	*ret_obj = NULL;
+	if ((r = decode_object_key(obj, key, sizeof(key), err, errlen)) < 0)
+		return r;
+	name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+	ns = json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace"));
+	if (!ns || !*ns)
+		return bad(&c, "metadata.namespace: missing");
+	if (!is_dns_label(name))
+		return bad(&c, "metadata.name: \"%.64s\" is not a valid Service name", name);
+	if ((r = get_array(&c, obj, "subsets", "subsets", 1000, &subsets)) < 0)
+		return r;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->slices = calloc(2 * json_array_size(subsets) + 1, sizeof(*e->slices));
+	if (!e->slices) {
+		free(e);
+		return -ENOMEM;
+	}
+	json_array_foreach(subsets, i, sub) {
+		if (!json_is_object(sub)) {
+			r = bad(&c, "subsets[%zu]: expected an object, got %s", i, type_name(sub));
+			goto fail;
+		}
+		for (int f = 0; f < 2; f++) {
+			struct endpoint_slice *sl;
+
+			r = endpoints_subset_slice(&c, ns, name, i, sub, f ? AF_INET6 : AF_INET, &sl);
+			if (r < 0)
+				goto fail;
+			if (sl)
+				e->slices[e->n_slices++] = sl;
+		}
+	}
+	*ret_obj = e;
+	return 0;
+fail:
+	if (r == -ENOMEM)
+		bad(&c, "out of memory");
+	endpoints_obj_free(e);
 	return r;
 }

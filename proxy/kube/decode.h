@@ -23,6 +23,10 @@ int decode_object_key(json_t *obj, char *buf, size_t len, char *err, size_t errl
 int decode_service(json_t *obj, struct service **ret_obj, char *err, size_t errlen);
 int decode_endpoint_slice(json_t *obj, struct endpoint_slice **ret_obj, char *err, size_t errlen);
 int decode_node(json_t *obj, struct node_info **ret_obj, char *err, size_t errlen);
+/* A core/v1 Endpoints: subsets' addresses (ready) and notReadyAddresses
+ * (neither ready nor serving) with the subset's ports, as slices named
+ * "<name>.<subset>.<family>". */
+int decode_endpoints(json_t *obj, struct endpoints_obj **ret_obj, char *err, size_t errlen);
 int decode_service_cidr(json_t *obj, struct service_cidr **ret_obj, char *err, size_t errlen);
 
 #endif

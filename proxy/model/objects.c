@@ -11,6 +11,16 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
+void endpoints_obj_free(struct endpoints_obj *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->n_slices; i++)
+		endpoint_slice_free(e->slices[i]);
+	free(e->slices);
+	free(e);
+}
+
 void service_cidr_free(struct service_cidr *sc)
 {
 	if (!sc)

@@ -115,7 +115,15 @@ struct service_cidr {
 	size_t n_cidrs;
 };
 
+/* A core/v1 Endpoints object, read as the EndpointSlices it would be: one
+ * per subset and address family. */
+struct endpoints_obj {
+	struct endpoint_slice **slices;
+	size_t n_slices;
+};
+
 /* All accept NULL. */
+void endpoints_obj_free(struct endpoints_obj *e);
 void service_cidr_free(struct service_cidr *sc);
 void service_free(struct service *svc);
 void endpoint_slice_free(struct endpoint_slice *slice);

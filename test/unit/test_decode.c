@@ -1233,10 +1233,47 @@ TEST(node_zone_deletion_taints)
 	CHECK(unit_contains(err, "metadata.name"));
 }
 
+TEST(core_endpoints_as_slices)
+{
+	json_t *j = J("{'metadata':{'name':'web','namespace':'shop'},"
+		      "'subsets':[{'addresses':[{'ip':'10.0.0.1','nodeName':'n1'},{'ip':'fd00::1'}],"
+		      "'notReadyAddresses':[{'ip':'10.0.0.2'}],"
+		      "'ports':[{'name':'http','port':8080,'protocol':'TCP'}]},"
+		      "{'addresses':[{'ip':'10.0.0.3'}],'ports':[{'port':53,'protocol':'UDP'}]}]}");
+	struct endpoints_obj *e = NULL;
+
+	REQUIRE(decode_endpoints(j, &e, err, sizeof(err)) == 0);
+	REQUIRE(e && e->n_slices == 3);
+	CHECK_EQ_STR(e->slices[0]->name, "web.0.v4");
+	CHECK_EQ_STR(e->slices[0]->service_name, "web");
+	CHECK_EQ_INT(e->slices[0]->n_endpoints, 2);
+	CHECK_EQ_INT(e->slices[0]->endpoints[0].conditions, EP_READY | EP_SERVING);
+	CHECK_EQ_STR(e->slices[0]->endpoints[0].node_name, "n1");
+	CHECK_EQ_INT(e->slices[0]->endpoints[1].conditions, 0);
+	CHECK_EQ_STR(e->slices[1]->name, "web.0.v6");
+	CHECK_EQ_INT(e->slices[1]->family, AF_INET6);
+	CHECK_EQ_INT(e->slices[2]->ports[0].protocol, IPPROTO_UDP);
+	CHECK_EQ_STR(e->slices[2]->ports[0].name, "");
+	endpoints_obj_free(e);
+	json_decref(j);
+
+	j = J("{'metadata':{'name':'web','namespace':'shop'},"
+	      "'subsets':[{'addresses':[{'ip':'banana'}],'ports':[{'port':80}]}]}");
+	CHECK_EQ_INT(decode_endpoints(j, &e, err, sizeof(err)), -EBADMSG);
+	CHECK(unit_contains(err, "subsets[0].addresses[0].ip"));
+	json_decref(j);
+	j = J("{'metadata':{'name':'web','namespace':'shop'},"
+	      "'subsets':[{'addresses':[{'ip':'10.0.0.1'}],'ports':[{'port':0}]}]}");
+	CHECK_EQ_INT(decode_endpoints(j, &e, err, sizeof(err)), -EBADMSG);
+	CHECK(unit_contains(err, "subsets[0].ports[0]"));
+	json_decref(j);
+}
+
 UNIT_MAIN(T(service_fixture_every_field), T(service_defaults), T(service_types),
 	  T(service_cluster_ips), T(service_lb_status), T(service_source_ranges),
 	  T(service_policies_and_affinity), T(service_traffic_distribution),
 	  T(service_proxy_name_label), T(service_hostile_fields), T(service_hostile_names),
 	  T(service_limits), T(huge_unrelated_field), T(deep_garbage_ignored), T(object_keys),
 	  T(slice_fixture), T(slice_families), T(slice_without_service_label),
-	  T(slice_hostile_fields), T(slice_limits), T(node_fixture), T(node_zone_deletion_taints))
+	  T(slice_hostile_fields), T(slice_limits), T(node_fixture), T(node_zone_deletion_taints),
+	  T(core_endpoints_as_slices))
