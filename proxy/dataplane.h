@@ -67,6 +67,11 @@ struct dataplane_ops {
 	 * -errno with the reason in err. */
 	int (*set_node)(struct dataplane *dp, const struct node_info *node, char *err,
 			size_t errlen);
+	/* Called every --sync-period: whether what is in the kernel is still
+	 * what the dataplane put there (someone may have flushed it).  Returns
+	 * 0 when it is, 1 (with the reason in err) when a full sync must restore
+	 * it, or -errno.  Optional. */
+	int (*check)(struct dataplane *dp, char *err, size_t errlen);
 	void (*get_stats)(struct dataplane *dp, struct dataplane_stats *ret);
 	/* Frees memory only; what was programmed stays in the kernel so that a
 	 * restarted agent takes over without a gap. */

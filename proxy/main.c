@@ -53,6 +53,7 @@ struct agent {
 	struct dataplane *dp;
 	struct loop_timer *sync_timer;
 	uint64_t last_sync_ms;
+	uint64_t last_check_ms;
 	bool synced_once;
 	bool need_full;
 	int sigfd;
@@ -326,8 +327,17 @@ static void do_sync(struct agent *a)
 		return;
 	a->last_sync_ms = loop_now_ms();
 	/* The periodic sync: whatever happens below, come back within the
-	 * sync period. */
+	 * sync period; and see that the kernel still holds what was put there. */
 	loop_timer_arm(a->sync_timer, a->opts.sync_ms ? a->opts.sync_ms : 30000);
+	if (!full && a->dp_ops->check &&
+	    loop_now_ms() - a->last_check_ms >= (a->opts.sync_ms ? a->opts.sync_ms : 30000)) {
+		a->last_check_ms = loop_now_ms();
+		if (a->dp_ops->check(a->dp, err, sizeof(err)) == 1) {
+			log_warn("%s: %s; restoring everything with a full sync", a->dp_ops->name,
+				 err);
+			full = true;
+		}
+	}
 	if (!full && tracker_pending(a->tracker) == 0) {
 		/* Nothing left to apply: the rules are up to date. */
 		healthz_updated(a->healthz, loop_now_ns());

@@ -14,6 +14,8 @@
 #include <netinet/in.h>
 #include <errno.h>
 #include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/rule.h>
 #include <linux/netfilter.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -53,6 +55,9 @@ struct dataplane {
 	size_t n_pod_sources;
 	char *pod_iface;
 	bool need_full;
+	/* Rules per fixed chain after the last full build, to notice someone
+	 * else flushing or deleting them. */
+	struct hashmap *reference;
 	struct dataplane_stats stats;
 };
 
@@ -790,6 +795,8 @@ static void clear_conntrack(const struct tracker_changes *ch, bool full)
 
 /* --- the dataplane interface --- */
 
+static void remember_reference(struct dataplane *dp);
+
 static int nft_sync(struct dataplane *dp, const struct tracker_changes *ch, char *err,
 		    size_t errlen)
 {
@@ -829,6 +836,8 @@ static int nft_sync(struct dataplane *dp, const struct tracker_changes *ch, char
 		dp->stats.elements -= dels.n;
 		log_v(4, "nftables: %zu messages, %zu bytes, +%zu -%zu elements",
 		      nft_batch_count(b), nft_batch_bytes(b), adds.n, dels.n);
+		if (full)
+			remember_reference(dp);
 		clear_conntrack(ch, full);
 	}
 	nft_batch_free(b);
@@ -874,6 +883,112 @@ static int nft_set_node(struct dataplane *dp, const struct node_info *node, char
 	return 0;
 }
 
+struct rule_count_ctx {
+	struct hashmap *counts; /* "family/chain" -> rule count */
+	uint8_t family;
+};
+
+static int count_rule(const struct nlmsghdr *nlh, void *data)
+{
+	struct rule_count_ctx *c = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	char key[96];
+	uintptr_t n;
+
+	if (!r)
+		return MNL_CB_ERROR;
+	if (nftnl_rule_nlmsg_parse(nlh, r) == 0 &&
+	    !strcmp(nftnl_rule_get_str(r, NFTNL_RULE_TABLE), NFT_TABLE_NAME)) {
+		snprintf(key, sizeof(key), "%u/%s", c->family,
+			 nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
+		n = (uintptr_t)hashmap_get_str(c->counts, key);
+		hashmap_put_str(c->counts, key, (void *)(n + 1), NULL);
+	}
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+/* Counts the rules of kproxy's tables, per chain, into counts.  Returns 0,
+ * or -ENOENT when a table is missing. */
+static int count_rules(struct dataplane *dp, struct hashmap *counts)
+{
+	for (int f = 0; f < NFAM; f++) {
+		char buf[MNL_SOCKET_BUFFER_SIZE];
+		struct rule_count_ctx c = {counts, dp->fam[f].nfproto};
+		struct nlmsghdr *nlh;
+		struct nftnl_rule *r;
+		int ret;
+
+		if (!dp->fam[f].enabled)
+			continue;
+		r = nftnl_rule_alloc();
+		if (!r)
+			return -ENOMEM;
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, dp->fam[f].nfproto, NLM_F_DUMP, 0);
+		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		nftnl_rule_free(r);
+		ret = nft_conn_dump(dp->conn, nlh, count_rule, &c);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* The fixed chains (the load-balancing and affinity chains come and go with
+ * Services and are not compared). */
+static bool fixed_chain(const char *key)
+{
+	const char *chain = strchr(key, '/');
+
+	chain = chain ? chain + 1 : key;
+	return strncmp(chain, "lb-", 3) && strncmp(chain, "np-", 3) && strncmp(chain, "aff-", 4);
+}
+
+static void remember_reference(struct dataplane *dp)
+{
+	hashmap_clear(dp->reference, NULL);
+	if (count_rules(dp, dp->reference) < 0)
+		hashmap_clear(dp->reference, NULL);
+}
+
+/* Whether kproxy's tables are still as it left them: present, with every
+ * fixed chain holding the rules it was built with.  1 means a full rebuild
+ * is needed. */
+static int nft_check(struct dataplane *dp, char *err, size_t errlen)
+{
+	struct hashmap *now;
+	struct hashmap_iter it = {0};
+	const void *k;
+	void *v;
+	int r, changed = 0;
+
+	if (dp->need_full || !hashmap_size(dp->reference))
+		return 0;
+	now = hashmap_new();
+	if (!now)
+		return -ENOMEM;
+	r = count_rules(dp, now);
+	if (r < 0) {
+		hashmap_free(now, NULL);
+		if (r == -ENOENT) {
+			snprintf(err, errlen, "a kproxy table is gone");
+			return 1;
+		}
+		snprintf(err, errlen, "listing kproxy's rules: %s", strerror(-r));
+		return r;
+	}
+	while (hashmap_next(dp->reference, &it, &k, NULL, &v)) {
+		if (fixed_chain(k) && hashmap_get_str(now, k) != v) {
+			snprintf(err, errlen, "the rules of chain %s changed", (const char *)k);
+			changed = 1;
+			break;
+		}
+	}
+	hashmap_free(now, NULL);
+	return changed;
+}
+
 static void nft_free(struct dataplane *dp)
 {
 	if (!dp)
@@ -882,6 +997,7 @@ static void nft_free(struct dataplane *dp)
 	hashmap_free(dp->chains, NULL);
 	hashmap_free(dp->shared, NULL);
 	hashmap_free(dp->ports, port_state_free);
+	hashmap_free(dp->reference, NULL);
 	free(dp->service_cidrs);
 	free(dp->nodeport_addrs);
 	free(dp->pod_sources);
@@ -934,8 +1050,9 @@ static int nft_init(const struct dataplane_config *cfg, struct dataplane **ret, 
 	dp->chains = hashmap_new();
 	dp->shared = hashmap_new();
 	dp->ports = hashmap_new();
+	dp->reference = hashmap_new();
 	dp->need_full = true;
-	if (!dp->chains || !dp->shared || !dp->ports) {
+	if (!dp->chains || !dp->shared || !dp->ports || !dp->reference) {
 		nft_free(dp);
 		return -ENOMEM;
 	}
@@ -1002,6 +1119,7 @@ const struct dataplane_ops nft_dataplane_ops = {
 	.sync = nft_sync,
 	.set_service_cidrs = nft_set_service_cidrs,
 	.set_node = nft_set_node,
+	.check = nft_check,
 	.get_stats = nft_get_stats,
 	.free = nft_free,
 	.cleanup = nft_cleanup,

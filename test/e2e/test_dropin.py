@@ -162,3 +162,23 @@ def test_core_endpoints_instead_of_endpoint_slices():
     finally:
         C.stop_agent("node1")
         C.start_agent("node1")
+
+
+def test_rules_removed_behind_the_agents_back_come_back():
+    if MODE != "nftables":
+        return  # the eBPF dataplane keeps its programs in pinned links
+    C.create(service("restore", [("http", "TCP", 80, 8080)], cluster_ip="10.96.8.3"),
+             endpoint_slice("restore", [C.pod_endpoint("web")], [("http", "TCP", 8080)]))
+    try:
+        C.stop_agent("node1")
+        C.start_agent("node1", extra=["--sync-period=1s"])
+        C.sb.wait_for("pod-client", "tcp", "10.96.8.3", 80)
+        # Someone flushes a chain, then someone deletes a table.
+        C.sb.exec("node1", ["nft", "flush", "chain", "ip", "kproxy", "prerouting"], check=True)
+        C.sb.wait_for("pod-client", "tcp", "10.96.8.3", 80, timeout=10)
+        C.sb.exec("node1", ["nft", "delete", "table", "ip", "kproxy"], check=True)
+        C.sb.wait_for("pod-client", "tcp", "10.96.8.3", 80, timeout=10)
+        assert "restoring everything with a full sync" in C.agent_log("node1")
+    finally:
+        C.stop_agent("node1")
+        C.start_agent("node1")
