@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -315,6 +316,24 @@ static bool ready_to_sync(struct agent *a)
 	return reflector_synced(a->services) && reflector_synced(a->slices);
 }
 
+/* kubeproxy_network_programming_duration_seconds: from the change that
+ * made the endpoints controller rewrite a slice to its rules being in the
+ * kernel here. */
+static void observe_programming(struct agent *a)
+{
+	const double *v;
+	size_t n = tracker_trigger_times(a->tracker, &v);
+	struct timespec now;
+	double t;
+
+	if (!n)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	t = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	for (size_t i = 0; i < n; i++)
+		metrics_observe_network_programming(a->metrics, t > v[i] ? t - v[i] : 0);
+}
+
 static void do_sync(struct agent *a)
 {
 	struct tracker_changes ch;
@@ -366,6 +385,7 @@ static void do_sync(struct agent *a)
 	metrics_sync_done(a->metrics, full, (double)(loop_now_ns() - t0) / 1e9);
 	/* Both read the changes' old and new ports: before the commit. */
 	metrics_apply_changes(a->metrics, &ch);
+	observe_programming(a);
 	a->need_full = false;
 	if (servicehc_apply(a->servicehc, &ch) < 0) {
 		/* Out of memory: the next, full, sync lists every Service again. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_SLICE_ENDPOINTS 1000
 #define MAX_SLICE_PORTS	    100
@@ -836,6 +837,69 @@ static int decode_slice_endpoint(struct dctx *c, json_t *e, size_t i, uint8_t fa
 	return 0;
 }
 
+/* RFC 3339 date-time as the API server writes it ("2026-01-02T03:04:05Z",
+ * optionally with a fraction of a second or a numeric offset). */
+int decode_rfc3339(const char *s, double *ret)
+{
+	int Y, M, D, h, m, sec, n = 0;
+	double frac = 0;
+	struct tm tm = {0};
+	time_t t;
+
+	if (!s || sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 ||
+	    n != 19)
+		return -EINVAL;
+	if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60 || Y < 1970)
+		return -EINVAL;
+	s += n;
+	if (*s == '.') {
+		double scale = 0.1;
+
+		if (!(s[1] >= '0' && s[1] <= '9'))
+			return -EINVAL;
+		for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10)
+			frac += (*s - '0') * scale;
+	}
+	tm.tm_year = Y - 1900;
+	tm.tm_mon = M - 1;
+	tm.tm_mday = D;
+	tm.tm_hour = h;
+	tm.tm_min = m;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		int oh, om, k = 0;
+
+		if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5 || oh > 23 || om > 59)
+			return -EINVAL;
+		t += (*s == '+' ? -1 : 1) * (time_t)(oh * 3600 + om * 60);
+		s += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*s)
+		return -EINVAL;
+	*ret = (double)t + frac;
+	return 0;
+}
+
+/* The time of the change that made the endpoints controller write this
+ * object, for kubeproxy_network_programming_duration_seconds.  A value that
+ * does not parse only loses the measurement, never the object. */
+static double trigger_time(json_t *obj)
+{
+	json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
+	double t = 0;
+
+	if (decode_rfc3339(json_string_value(json_object_get(
+				   ann, "endpoints.kubernetes.io/last-change-trigger-time")),
+			   &t) < 0)
+		return 0;
+	return t;
+}
+
 static int decode_slice_fields(struct dctx *c, json_t *obj, struct endpoint_slice *s, bool *skip)
 {
 	const char *at = NULL, *svc_name = NULL, *ns, *name;
@@ -958,6 +1022,7 @@ int decode_endpoint_slice(json_t *obj, struct endpoint_slice **ret_obj, char *er
 			bad(&c, "out of memory");
 		return r;
 	}
+	s->trigger_time = trigger_time(obj);
 	*ret_obj = s;
 	return 0;
 }
@@ -1250,8 +1315,10 @@ int decode_endpoints(json_t *obj, struct endpoints_obj **ret_obj, char *err, siz
 			r = endpoints_subset_slice(&c, ns, name, i, sub, f ? AF_INET6 : AF_INET, &sl);
 			if (r < 0)
 				goto fail;
-			if (sl)
+			if (sl) {
+				sl->trigger_time = trigger_time(obj);
 				e->slices[e->n_slices++] = sl;
+			}
 		}
 	}
 	*ret_obj = e;

@@ -26,6 +26,9 @@ int decode_node(json_t *obj, struct node_info **ret_obj, char *err, size_t errle
 /* A core/v1 Endpoints: subsets' addresses (ready) and notReadyAddresses
  * (neither ready nor serving) with the subset's ports, as slices named
  * "<name>.<subset>.<family>". */
+/* An RFC 3339 date-time to seconds since the epoch; -EINVAL when it is not one. */
+int decode_rfc3339(const char *s, double *ret);
+
 int decode_endpoints(json_t *obj, struct endpoints_obj **ret_obj, char *err, size_t errlen);
 int decode_service_cidr(json_t *obj, struct service_cidr **ret_obj, char *err, size_t errlen);
 

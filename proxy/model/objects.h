@@ -95,6 +95,9 @@ struct endpoint_slice {
 	size_t n_ports;
 	struct eps_endpoint *endpoints;
 	size_t n_endpoints;
+	/* annotation endpoints.kubernetes.io/last-change-trigger-time, seconds
+	 * since the epoch; 0 when absent or unreadable */
+	double trigger_time;
 };
 
 struct node_info {

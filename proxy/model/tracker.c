@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/hashmap.h"
 
@@ -28,7 +29,34 @@ struct tracker {
 	struct hashmap *dirty;	   /* service key → (void *)1 */
 	struct hashmap *published; /* service key → struct svc_ports */
 	struct tracker_stats stats;
+	double start_time; /* wall clock at tracker_new() */
+	double *triggers;  /* trigger times of endpoint changes not yet synced */
+	size_t n_triggers, cap_triggers;
 };
+
+/* Bounded so that a storm of changes during a long outage of the dataplane
+ * cannot grow memory; the oldest changes are the ones measured. */
+#define TRIGGERS_MAX 4096
+
+static void note_trigger(struct tracker *t, const struct endpoint_slice *old,
+			 const struct endpoint_slice *s)
+{
+	/* Like kube-proxy: only changes made after the agent started, and each
+	 * annotation value once (a resync of an unchanged slice is not a new
+	 * change). */
+	if (s->trigger_time <= t->start_time || (old && old->trigger_time == s->trigger_time))
+		return;
+	if (t->n_triggers == t->cap_triggers) {
+		size_t cap = t->cap_triggers ? t->cap_triggers * 2 : 16;
+		double *v;
+
+		if (cap > TRIGGERS_MAX || !(v = realloc(t->triggers, cap * sizeof(*v))))
+			return;
+		t->triggers = v;
+		t->cap_triggers = cap;
+	}
+	t->triggers[t->n_triggers++] = s->trigger_time;
+}
 
 static void group_free(void *p)
 {
@@ -61,9 +89,13 @@ static void slice_free_v(void *p)
 int tracker_new(const char *node_name, struct tracker **ret)
 {
 	struct tracker *t = calloc(1, sizeof(*t));
+	struct timespec now;
 
 	if (!t)
 		return -ENOMEM;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	t->start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 	t->node_name = strdup(node_name ? node_name : "");
 	t->services = hashmap_new();
 	t->slices = hashmap_new();
@@ -90,6 +122,7 @@ void tracker_free(struct tracker *t)
 	hashmap_free(t->published, ports_free);
 	node_info_free(t->node);
 	free(t->node_name);
+	free(t->triggers);
 	free(t);
 }
 
@@ -174,6 +207,7 @@ void tracker_slice_upsert(struct tracker *t, const char *key, struct endpoint_sl
 	char svc_key[OBJECT_KEY_MAX];
 	struct endpoint_slice *old = hashmap_get_str(t->slices, key);
 
+	note_trigger(t, old, slice);
 	if (old) {
 		slice_service_key(old, svc_key, sizeof(svc_key));
 		group_remove(t, svc_key, old);
@@ -354,7 +388,14 @@ void tracker_commit(struct tracker *t, struct tracker_changes *c)
 	/* Services dirtied but unchanged were dropped from the list; they are
 	 * clean too.  A full sync covered everything. */
 	hashmap_clear(t->dirty, NULL);
+	t->n_triggers = 0;
 	changes_release(c, true);
+}
+
+size_t tracker_trigger_times(const struct tracker *t, const double **ret)
+{
+	*ret = t->triggers;
+	return t->n_triggers;
 }
 
 void tracker_abort(struct tracker *t, struct tracker_changes *c)

@@ -60,6 +60,10 @@ size_t tracker_pending(const struct tracker *t);
 int tracker_prepare(struct tracker *t, bool full, struct tracker_changes *ret);
 /* The dataplane applied the changes: publish them and release ret. */
 void tracker_commit(struct tracker *t, struct tracker_changes *changes);
+/* Trigger times (seconds since the epoch, from the endpoints controller's
+ * annotation) of the endpoint changes the pending sync carries; valid until
+ * tracker_commit(), which forgets them. */
+size_t tracker_trigger_times(const struct tracker *t, const double **ret);
 /* The dataplane failed: keep the changes pending and release ret. */
 void tracker_abort(struct tracker *t, struct tracker_changes *changes);
 

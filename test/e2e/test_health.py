@@ -98,6 +98,45 @@ def test_metrics_use_kube_proxy_names():
     assert r.returncode != 0
 
 
+def metric_value(body, name):
+    for ln in body.splitlines():
+        if ln.startswith(name + " ") or ln.startswith(name + "{"):
+            return float(ln.split()[-1])
+    return None
+
+
+def test_network_programming_duration_is_measured_from_the_trigger_time():
+    # The endpoints controller stamps each slice it writes with the time of
+    # the change that caused it; the agent measures from there to the rules
+    # being in the kernel.
+    name = "kubeproxy_network_programming_duration_seconds_count"
+    _, _, body = http_get("node1", "http://127.0.0.1:10249/metrics")
+    before = metric_value(body, name)
+    assert before is not None, "histogram missing from /metrics"
+    sl = endpoint_slice("np", [C.pod_endpoint("a1")], SLICE_PORTS)
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+    sl["metadata"].setdefault("annotations", {})[
+        "endpoints.kubernetes.io/last-change-trigger-time"] = stamp
+    C.create(service("np", PORTS, cluster_ip="10.96.6.3"), sl)
+    C.sb.wait_for("node1", "tcp", "10.96.6.3", 80)
+
+    def counted():
+        _, _, b = http_get("node1", "http://127.0.0.1:10249/metrics")
+        return metric_value(b, name) >= before + 1 and b
+
+    body = eventually(counted)
+    # Observed into the +Inf bucket at least, and a sum that moved.
+    assert metric_value(body, "kubeproxy_network_programming_duration_seconds_sum") > 0
+    # A slice without the annotation is programmed but not measured.
+    count = metric_value(body, name)
+    C.replace(endpoint_slice("np", [C.pod_endpoint("a1"), C.pod_endpoint("b1")],
+                             SLICE_PORTS))
+    time.sleep(1.5)
+    _, _, body = http_get("node1", "http://127.0.0.1:10249/metrics")
+    assert metric_value(body, name) == count
+
+
 def test_health_check_node_port_reports_local_endpoints():
     C.create(service("hc", PORTS, cluster_ip="10.96.6.2", type="LoadBalancer",
                      externalTrafficPolicy="Local"),

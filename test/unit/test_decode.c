@@ -1269,6 +1269,45 @@ TEST(core_endpoints_as_slices)
 	json_decref(j);
 }
 
+TEST(rfc3339_and_trigger_time)
+{
+	struct endpoint_slice *s = NULL;
+	double v = -1;
+	json_t *j;
+
+	CHECK(decode_rfc3339("1970-01-01T00:00:00Z", &v) == 0 && v == 0);
+	CHECK(decode_rfc3339("2026-11-23T10:00:00Z", &v) == 0 && v == 1795428000.0);
+	CHECK(decode_rfc3339("2026-11-23T10:00:00.25Z", &v) == 0 && v == 1795428000.25);
+	CHECK(decode_rfc3339("2026-11-23T12:30:00+02:30", &v) == 0 && v == 1795428000.0);
+	CHECK(decode_rfc3339("2026-11-23T07:00:00-03:00", &v) == 0 && v == 1795428000.0);
+	CHECK(decode_rfc3339("2026-11-23T10:00:00", &v) == -EINVAL);
+	CHECK(decode_rfc3339("2026-11-23T10:00:00.Z", &v) == -EINVAL);
+	CHECK(decode_rfc3339("2026-13-23T10:00:00Z", &v) == -EINVAL);
+	CHECK(decode_rfc3339("2026-11-23T10:00:00Zjunk", &v) == -EINVAL);
+	CHECK(decode_rfc3339("yesterday", &v) == -EINVAL);
+	CHECK(decode_rfc3339("", &v) == -EINVAL);
+	CHECK(decode_rfc3339(NULL, &v) == -EINVAL);
+
+	j = J("{'metadata': {'name': 'a', 'namespace': 'ns', 'labels':"
+	      " {'kubernetes.io/service-name': 'web'}, 'annotations':"
+	      " {'endpoints.kubernetes.io/last-change-trigger-time': '2026-11-23T10:00:00.5Z'}},"
+	      " 'addressType': 'IPv4', 'endpoints': []}");
+	REQUIRE(decode_endpoint_slice(j, &s, err, sizeof(err)) == 0 && s);
+	CHECK(s->trigger_time == 1795428000.5);
+	endpoint_slice_free(s);
+	json_decref(j);
+	/* An unreadable time loses the measurement, not the slice. */
+	j = J("{'metadata': {'name': 'a', 'namespace': 'ns', 'labels':"
+	      " {'kubernetes.io/service-name': 'web'}, 'annotations':"
+	      " {'endpoints.kubernetes.io/last-change-trigger-time': 17}},"
+	      " 'addressType': 'IPv4', 'endpoints': []}");
+	s = NULL;
+	REQUIRE(decode_endpoint_slice(j, &s, err, sizeof(err)) == 0 && s);
+	CHECK(s->trigger_time == 0);
+	endpoint_slice_free(s);
+	json_decref(j);
+}
+
 UNIT_MAIN(T(service_fixture_every_field), T(service_defaults), T(service_types),
 	  T(service_cluster_ips), T(service_lb_status), T(service_source_ranges),
 	  T(service_policies_and_affinity), T(service_traffic_distribution),
@@ -1276,4 +1315,4 @@ UNIT_MAIN(T(service_fixture_every_field), T(service_defaults), T(service_types),
 	  T(service_limits), T(huge_unrelated_field), T(deep_garbage_ignored), T(object_keys),
 	  T(slice_fixture), T(slice_families), T(slice_without_service_label),
 	  T(slice_hostile_fields), T(slice_limits), T(node_fixture), T(node_zone_deletion_taints),
-	  T(core_endpoints_as_slices))
+	  T(core_endpoints_as_slices), T(rfc3339_and_trigger_time))

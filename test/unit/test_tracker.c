@@ -684,7 +684,51 @@ TEST(many_services_one_change)
 	tracker_free(t);
 }
 
+/* A slice whose trigger-time annotation is t seconds since the epoch. */
+static struct endpoint_slice *slice_at(const char *name, double t)
+{
+	struct endpoint_slice *s = slice(name, "web", "[{'addresses': ['10.0.0.1']}]");
+
+	if (s)
+		s->trigger_time = t;
+	return s;
+}
+
+TEST(trigger_times)
+{
+	struct tracker *t = NULL;
+	struct tracker_changes c;
+	const double *v;
+	double later = 4102444800.0; /* 2100-01-01: after the tracker started */
+
+	REQUIRE(tracker_new("node-a", &t) == 0);
+	tracker_service_upsert(t, "ns/web", svc("web", "10.96.0.10", ""));
+	/* Before the agent started: part of the initial state, not measured. */
+	tracker_slice_upsert(t, "ns/web-1", slice_at("web-1", 1000.0));
+	CHECK_EQ_INT(tracker_trigger_times(t, &v), 0);
+	tracker_slice_upsert(t, "ns/web-1", slice_at("web-1", later));
+	/* The same annotation again (a resync): still one change. */
+	tracker_slice_upsert(t, "ns/web-1", slice_at("web-1", later));
+	tracker_slice_upsert(t, "ns/web-2", slice_at("web-2", later + 1));
+	REQUIRE(tracker_trigger_times(t, &v) == 2);
+	CHECK(v[0] == later && v[1] == later + 1);
+	/* A failed sync keeps them for the retry; a commit forgets them. */
+	REQUIRE(tracker_prepare(t, false, &c) == 0);
+	tracker_abort(t, &c);
+	CHECK_EQ_INT(tracker_trigger_times(t, &v), 2);
+	REQUIRE(tracker_prepare(t, false, &c) == 0);
+	tracker_commit(t, &c);
+	CHECK_EQ_INT(tracker_trigger_times(t, &v), 0);
+	/* Bounded however long the dataplane stays down. */
+	for (int i = 0; i < 10000; i++)
+		tracker_slice_upsert(t, "ns/web-1", slice_at("web-1", later + 2 + i));
+	CHECK(tracker_trigger_times(t, &v) <= 4096);
+	CHECK(v[0] == later + 2);
+	tracker_free(t);
+}
+
 UNIT_MAIN(T(empty), T(service_and_slice_one_change), T(update_gives_old_and_new),
 	  T(changes_that_cancel_out), T(slice_before_service), T(slice_moves_between_services),
 	  T(two_slices_one_service), T(service_removed), T(full_prepare), T(abort_keeps_pending),
-	  T(node_zone_marks_all), T(locality_from_node_name), T(stats), T(many_services_one_change))
+	  T(node_zone_marks_all), T(locality_from_node_name), T(stats), T(many_services_one_change),
+	  T(trigger_times))
