@@ -153,12 +153,9 @@ static int f_kubeconfig(struct cfgctx *c, json_t *v, const char *path)
 }
 
 static const struct field client_fields[] = {
-	{"kubeconfig", f_kubeconfig},
-	{"acceptContentTypes", f_ignore},
-	{"contentType", f_ignore},
-	{"qps", f_ignore},
-	{"burst", f_ignore},
-	{NULL, NULL},
+	{"kubeconfig", f_kubeconfig}, {"acceptContentTypes", f_ignore},
+	{"contentType", f_ignore},    {"qps", f_ignore},
+	{"burst", f_ignore},	      {NULL, NULL},
 };
 
 static int f_client(struct cfgctx *c, json_t *v, const char *path)
@@ -166,15 +163,15 @@ static int f_client(struct cfgctx *c, json_t *v, const char *path)
 	return walk(c, v, path, client_fields);
 }
 
-#define STRING_FIELD(fn, member)                                                                   \
-	static int fn(struct cfgctx *c, json_t *v, const char *path)                              \
-	{                                                                                          \
-		const char *s;                                                                     \
-		int r = want_string(c, v, path, &s);                                               \
-                                                                                                   \
-		if (r == 0 && s)                                                                   \
-			c->o->member = s;                                                          \
-		return r;                                                                          \
+#define STRING_FIELD(fn, member)                                     \
+	static int fn(struct cfgctx *c, json_t *v, const char *path) \
+	{                                                            \
+		const char *s;                                       \
+		int r = want_string(c, v, path, &s);                 \
+                                                                     \
+		if (r == 0 && s)                                     \
+			c->o->member = s;                            \
+		return r;                                            \
 	}
 
 STRING_FIELD(f_hostname, hostname_override)
@@ -238,8 +235,9 @@ static int f_mode(struct cfgctx *c, json_t *v, const char *path)
 	else if (!strcmp(s, "ebpf"))
 		c->o->mode = MODE_EBPF;
 	else
-		return bad(c, path, "\"%s\" is not a mode kproxy has (nftables, ebpf; iptables and "
-				    "ipvs mean nftables)",
+		return bad(c, path,
+			   "\"%s\" is not a mode kproxy has (nftables, ebpf; iptables and "
+			   "ipvs mean nftables)",
 			   s);
 	if (strcmp(s, "nftables") && strcmp(s, "ebpf"))
 		warn(c, "%s: %s: using kproxy's nftables dataplane", path, s);
@@ -272,12 +270,9 @@ static int f_sync(struct cfgctx *c, json_t *v, const char *path)
 }
 
 static const struct field rules_fields[] = {
-	{"masqueradeAll", f_masq_all},
-	{"masqueradeBit", f_masq_bit},
-	{"minSyncPeriod", f_min_sync},
-	{"syncPeriod", f_sync},
-	{"localhostNodePorts", f_ignore},
-	{NULL, NULL},
+	{"masqueradeAll", f_masq_all},	  {"masqueradeBit", f_masq_bit},
+	{"minSyncPeriod", f_min_sync},	  {"syncPeriod", f_sync},
+	{"localhostNodePorts", f_ignore}, {NULL, NULL},
 };
 
 /* The iptables and nftables sections mean the same to kproxy; the one of
@@ -300,7 +295,8 @@ static int f_nodeport_addrs(struct cfgctx *c, json_t *v, const char *path)
 		return bad(c, path, "expected a list of CIDRs or \"primary\"");
 	c->o->n_nodeport_cidrs = 0;
 	c->o->nodeport_primary = false;
-	json_array_foreach(v, i, e) {
+	json_array_foreach(v, i, e)
+	{
 		snprintf(p, sizeof(p), "%s[%zu]", path, i);
 		if (!json_is_string(e))
 			return bad(c, p, "expected a string");
@@ -447,7 +443,8 @@ static int walk(struct cfgctx *c, json_t *obj, const char *path, const struct fi
 		return 0;
 	if (!json_is_object(obj))
 		return bad(c, path, "expected a mapping");
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		const struct field *f;
 		char p[160];
 		int r;
@@ -495,8 +492,8 @@ int config_parse(const char *text, size_t len, struct options *o, char *warnings
 		return bad(&c, "kind", "expected KubeProxyConfiguration, got \"%s\"",
 			   kind ? kind : "");
 	if (!api || strncmp(api, "kubeproxy.config.k8s.io/", 24))
-		return bad(&c, "apiVersion", "expected kubeproxy.config.k8s.io/v1alpha1, got \"%s\"",
-			   api ? api : "");
+		return bad(&c, "apiVersion",
+			   "expected kubeproxy.config.k8s.io/v1alpha1, got \"%s\"", api ? api : "");
 	if (strcmp(api + 24, "v1alpha1") && strcmp(api + 24, "v1alpha2"))
 		warn(&c, "apiVersion: %s is newer than kproxy knows; reading it as v1alpha1", api);
 	if ((r = walk(&c, doc, "", top_fields)) < 0)
@@ -505,8 +502,8 @@ int config_parse(const char *text, size_t len, struct options *o, char *warnings
 	 * silent: read the other first so the mode's own values win. */
 	{
 		bool nft = c.mode && (!strcmp(c.mode, "nftables") || !strcmp(c.mode, "ebpf"));
-		const char *first = nft ? "iptables" : "nftables", *second = nft ? "nftables"
-										  : "iptables";
+		const char *first = nft ? "iptables" : "nftables",
+			   *second = nft ? "nftables" : "iptables";
 
 		if ((r = f_rules(&c, json_object_get(doc, first), first)) < 0 ||
 		    (r = f_rules(&c, json_object_get(doc, second), second)) < 0)

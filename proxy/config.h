@@ -19,8 +19,8 @@ int config_load(const char *path, struct options *opts, char *warnings, size_t w
 		size_t errlen);
 
 /* The same from YAML text, for tests. */
-int config_parse(const char *text, size_t len, struct options *opts, char *warnings,
-		 size_t warnlen, char *err, size_t errlen);
+int config_parse(const char *text, size_t len, struct options *opts, char *warnings, size_t warnlen,
+		 char *err, size_t errlen);
 
 /* Frees what the loaded files' strings live in. */
 void config_release(void);

@@ -47,7 +47,7 @@ struct agent {
 	struct kube_config *kcfg;
 	struct kube_client *client;
 	struct reflector *services, *slices, *node, *cidrs;
-	struct hashmap *service_cidrs; /* name -> struct service_cidr */
+	struct hashmap *service_cidrs;	  /* name -> struct service_cidr */
 	struct hashmap *endpoints_counts; /* Endpoints key -> slices it stands for */
 	struct tracker *tracker;
 	const struct dataplane_ops *dp_ops;
@@ -593,7 +593,7 @@ static int start(struct agent *a)
 		.masquerade_bit = (uint32_t)a->opts.masquerade_bit,
 		.detect_local = a->opts.detect_local,
 		.pod_iface = a->opts.detect_local == DETECT_LOCAL_BRIDGE ? a->opts.pod_bridge
-									  : a->opts.pod_iface_prefix,
+									 : a->opts.pod_iface_prefix,
 		.bpf_cgroup_path = a->opts.bpf_cgroup_path,
 		.bpf_pin_path = a->opts.bpf_pin_path,
 		.devices = a->opts.devices,
@@ -647,8 +647,8 @@ static int start(struct agent *a)
 		return r;
 	if (!(a->service_cidrs = hashmap_new()))
 		return -ENOMEM;
-	if ((r = reflector_new(a->client, a->loop, &cidr_type, NULL, &cidr_handler, a,
-			       &a->cidrs)) < 0)
+	if ((r = reflector_new(a->client, a->loop, &cidr_type, NULL, &cidr_handler, a, &a->cidrs)) <
+	    0)
 		return r;
 	reflector_start(a->services);
 	reflector_start(a->slices);

@@ -29,15 +29,25 @@ struct flag {
 	bool takes_value;   /* K_IGNORED */
 };
 
-#define OFF(field)	    offsetof(struct options, field)
-#define F(n, k, field, h)   {n, k, OFF(field), h, 0, 0, false}
-#define FI(n, field, lo, hi, h) {n, K_INT, OFF(field), h, lo, hi, false}
-#define IGN(n, value, h)    {n, K_IGNORED, 0, h, 0, 0, value}
+#define OFF(field) offsetof(struct options, field)
+#define F(n, k, field, h)                        \
+	{                                        \
+		n, k, OFF(field), h, 0, 0, false \
+	}
+#define FI(n, field, lo, hi, h)                        \
+	{                                              \
+		n, K_INT, OFF(field), h, lo, hi, false \
+	}
+#define IGN(n, value, h)                        \
+	{                                       \
+		n, K_IGNORED, 0, h, 0, 0, value \
+	}
 
 static const struct flag flags[] = {
 	F("kubeconfig", K_STRING, kubeconfig, "path to a kubeconfig file"),
 	F("master", K_STRING, master, "API server address (overrides the kubeconfig's)"),
-	F("hostname-override", K_STRING, hostname_override, "this node's name, if not the host name"),
+	F("hostname-override", K_STRING, hostname_override,
+	  "this node's name, if not the host name"),
 	F("config", K_STRING, config, "a KubeProxyConfiguration file; flags given override it"),
 	F("proxy-mode", K_MODE, mode, "nftables (default; iptables and ipvs mean it too) or ebpf"),
 	F("cluster-cidr", K_CIDRS, cluster_cidrs, "pod CIDRs, comma-separated"),
@@ -129,8 +139,8 @@ int parse_duration_ms(const char *s, uint64_t *ret_ms)
 	static const struct {
 		const char *unit;
 		double ms;
-	} units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3}, {"ms", 1}, {"s", 1000},
-		     {"m", 60000}, {"h", 3600000}};
+	} units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3},	{"ms", 1},
+		     {"s", 1000},  {"m", 60000}, {"h", 3600000}};
 	double total = 0;
 	const char *p = s;
 
@@ -256,8 +266,8 @@ static int apply(const struct flag *f, const char *v, struct options *o, char *n
 		errno = 0;
 		n = strtoll(v, &end, 10);
 		if (errno || end == v || *end || n < f->min || n > f->max) {
-			snprintf(err, errlen, "--%s: \"%s\" is not a number in %lld-%lld", f->name, v,
-				 f->min, f->max);
+			snprintf(err, errlen, "--%s: \"%s\" is not a number in %lld-%lld", f->name,
+				 v, f->min, f->max);
 			return -EINVAL;
 		}
 		*(int64_t *)field = n;
@@ -384,14 +394,16 @@ int options_parse(int argc, char **argv, struct options *o, char *err, size_t er
 int options_validate(const struct options *o, char *err, size_t errlen)
 {
 	if (o->detect_local == DETECT_LOCAL_BRIDGE && (!o->pod_bridge || !*o->pod_bridge)) {
-		snprintf(err, errlen, "detect-local-mode BridgeInterface needs "
-				      "--pod-bridge-interface (detectLocal.bridgeInterface)");
+		snprintf(err, errlen,
+			 "detect-local-mode BridgeInterface needs "
+			 "--pod-bridge-interface (detectLocal.bridgeInterface)");
 		return -EINVAL;
 	}
 	if (o->detect_local == DETECT_LOCAL_IFACE_PREFIX &&
 	    (!o->pod_iface_prefix || !*o->pod_iface_prefix)) {
-		snprintf(err, errlen, "detect-local-mode InterfaceNamePrefix needs "
-				      "--pod-interface-name-prefix (detectLocal.interfaceNamePrefix)");
+		snprintf(err, errlen,
+			 "detect-local-mode InterfaceNamePrefix needs "
+			 "--pod-interface-name-prefix (detectLocal.interfaceNamePrefix)");
 		return -EINVAL;
 	}
 	if ((o->pod_bridge && strlen(o->pod_bridge) >= 16) ||

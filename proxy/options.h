@@ -17,8 +17,8 @@ enum proxy_mode { MODE_NFTABLES, MODE_EBPF };
 /* How traffic from this node's pods is told apart (--detect-local-mode). */
 enum detect_local {
 	DETECT_LOCAL_CLUSTER_CIDR, /* source inside --cluster-cidr (the default) */
-	DETECT_LOCAL_NODE_CIDR,    /* source inside the Node's spec.podCIDRs */
-	DETECT_LOCAL_BRIDGE,       /* arrived through --pod-bridge-interface */
+	DETECT_LOCAL_NODE_CIDR,	   /* source inside the Node's spec.podCIDRs */
+	DETECT_LOCAL_BRIDGE,	   /* arrived through --pod-bridge-interface */
 	DETECT_LOCAL_IFACE_PREFIX, /* arrived through an interface named --pod-interface-name-prefix* */
 };
 
@@ -27,13 +27,13 @@ enum detect_local {
 /* Conntrack settings, applied as kube-proxy applies them; 0 leaves the
  * kernel's value alone. */
 struct conntrack_opts {
-	int64_t max_per_core;        /* nf_conntrack_max = max(this * CPUs, min) */
+	int64_t max_per_core; /* nf_conntrack_max = max(this * CPUs, min) */
 	int64_t min;
 	uint64_t tcp_established_ms; /* nf_conntrack_tcp_timeout_established */
 	uint64_t tcp_close_wait_ms;  /* nf_conntrack_tcp_timeout_close_wait */
-	bool tcp_be_liberal;         /* nf_conntrack_tcp_be_liberal */
-	uint64_t udp_ms;             /* nf_conntrack_udp_timeout */
-	uint64_t udp_stream_ms;      /* nf_conntrack_udp_timeout_stream */
+	bool tcp_be_liberal;	     /* nf_conntrack_tcp_be_liberal */
+	uint64_t udp_ms;	     /* nf_conntrack_udp_timeout */
+	uint64_t udp_stream_ms;	     /* nf_conntrack_udp_timeout_stream */
 };
 
 struct options {
@@ -45,7 +45,7 @@ struct options {
 	struct cidr cluster_cidrs[MAX_CIDRS];
 	size_t n_cluster_cidrs;
 	enum detect_local detect_local;
-	const char *pod_bridge;       /* --pod-bridge-interface */
+	const char *pod_bridge;	      /* --pod-bridge-interface */
 	const char *pod_iface_prefix; /* --pod-interface-name-prefix */
 	struct cidr nodeport_cidrs[MAX_CIDRS];
 	size_t n_nodeport_cidrs;

@@ -437,7 +437,8 @@ static int sync_changes(struct dataplane *dp, const struct tracker_changes *ch)
 			const struct svc_port *sp = &n->v[j];
 
 			if ((sp->family == AF_INET && !dp->cfg.ipv4) ||
-			    (sp->family == AF_INET6 && !dp->cfg.ipv6) || sp->protocol == IPPROTO_SCTP)
+			    (sp->family == AF_INET6 && !dp->cfg.ipv6) ||
+			    sp->protocol == IPPROTO_SCTP)
 				continue;
 			r = svc_table_update(dp->svcs, svc_port_key(sp, key), sp);
 		}

@@ -846,7 +846,8 @@ int decode_rfc3339(const char *s, double *ret)
 	struct tm tm = {0};
 	time_t t;
 
-	if (!s || sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 ||
+	if (!s ||
+	    sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 ||
 	    n != 19)
 		return -EINVAL;
 	if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60 || Y < 1970)
@@ -1073,9 +1074,10 @@ int decode_node(json_t *obj, struct node_info **ret_obj, char *err, size_t errle
 		    (r = get_array(&c, spec, "podCIDRs", "spec.podCIDRs", 2, &cidrs)) < 0 ||
 		    (r = get_string(&c, spec, "podCIDR", "spec.podCIDR", 64, &one)) < 0)
 			goto fail;
-		json_array_foreach(cidrs, i, v) {
-			if (!json_is_string(v) ||
-			    cidr_parse(json_string_value(v), true, &n->pod_cidrs[n->n_pod_cidrs]) < 0) {
+		json_array_foreach(cidrs, i, v)
+		{
+			if (!json_is_string(v) || cidr_parse(json_string_value(v), true,
+							     &n->pod_cidrs[n->n_pod_cidrs]) < 0) {
 				r = bad(&c, "spec.podCIDRs[%zu]: not a CIDR", i);
 				goto fail;
 			}
@@ -1149,7 +1151,8 @@ int decode_service_cidr(json_t *obj, struct service_cidr **ret_obj, char *err, s
 	if ((r = get_object(&c, obj, "spec", "spec", &spec)) < 0 ||
 	    (r = get_array(&c, spec, "cidrs", "spec.cidrs", 2, &cidrs)) < 0)
 		goto fail;
-	json_array_foreach(cidrs, i, v) {
+	json_array_foreach(cidrs, i, v)
+	{
 		if (!json_is_string(v)) {
 			r = bad(&c, "spec.cidrs[%zu]: expected a string, got %s", i, type_name(v));
 			goto fail;
@@ -1197,7 +1200,8 @@ static int endpoints_subset_slice(struct dctx *c, const char *ns, const char *na
 	sl->ports = calloc(json_array_size(ports) + 1, sizeof(*sl->ports));
 	if (!sl->ports)
 		goto nomem;
-	json_array_foreach(ports, i, v) {
+	json_array_foreach(ports, i, v)
+	{
 		struct eps_port *p = &sl->ports[sl->n_ports];
 		const char *pname = NULL, *proto = NULL;
 		long long port = 0;
@@ -1236,7 +1240,8 @@ static int endpoints_subset_slice(struct dctx *c, const char *ns, const char *na
 	for (int l = 0; l < 2; l++) {
 		json_t *arr = json_object_get(subset, lists[l]);
 
-		json_array_foreach(arr, i, v) {
+		json_array_foreach(arr, i, v)
+		{
 			struct eps_endpoint *ep = &sl->endpoints[sl->n_endpoints];
 			const char *ip = NULL, *node = NULL;
 			struct ipaddr a;
@@ -1250,7 +1255,8 @@ static int endpoints_subset_slice(struct dctx *c, const char *ns, const char *na
 			    (r = get_string(c, v, "nodeName", buf, 253, &node)) < 0)
 				goto fail;
 			if (!ip || ipaddr_parse(ip, &a) < 0) {
-				r = bad(c, "%s.ip: \"%.64s\" is not an IP address", buf, ip ? ip : "");
+				r = bad(c, "%s.ip: \"%.64s\" is not an IP address", buf,
+					ip ? ip : "");
 				goto fail;
 			}
 			if (a.family != family)
@@ -1304,7 +1310,8 @@ int decode_endpoints(json_t *obj, struct endpoints_obj **ret_obj, char *err, siz
 		free(e);
 		return -ENOMEM;
 	}
-	json_array_foreach(subsets, i, sub) {
+	json_array_foreach(subsets, i, sub)
+	{
 		if (!json_is_object(sub)) {
 			r = bad(&c, "subsets[%zu]: expected an object, got %s", i, type_name(sub));
 			goto fail;
@@ -1312,7 +1319,8 @@ int decode_endpoints(json_t *obj, struct endpoints_obj **ret_obj, char *err, siz
 		for (int f = 0; f < 2; f++) {
 			struct endpoint_slice *sl;
 
-			r = endpoints_subset_slice(&c, ns, name, i, sub, f ? AF_INET6 : AF_INET, &sl);
+			r = endpoints_subset_slice(&c, ns, name, i, sub, f ? AF_INET6 : AF_INET,
+						   &sl);
 			if (r < 0)
 				goto fail;
 			if (sl) {

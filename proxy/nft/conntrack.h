@@ -40,8 +40,7 @@ int ct_plan_run(struct ct_plan *plan);
 /* Exposed for tests: whether an entry would be deleted.  orig_dst/port is the
  * client's destination, reply_src/port where the reply comes from, dnat
  * whether conntrack translated the destination. */
-bool ct_plan_is_stale(const struct ct_plan *plan, const struct ipaddr *orig_dst,
-		      uint16_t orig_port, const struct ipaddr *reply_src, uint16_t reply_port,
-		      bool dnat);
+bool ct_plan_is_stale(const struct ct_plan *plan, const struct ipaddr *orig_dst, uint16_t orig_port,
+		      const struct ipaddr *reply_src, uint16_t reply_port, bool dnat);
 
 #endif

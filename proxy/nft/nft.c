@@ -45,7 +45,7 @@ struct dataplane {
 	struct nft_fam fam[NFAM];
 	struct hashmap *chains; /* fam . kind . size -> reference count */
 	struct hashmap *shared; /* fam . set . key -> reference count */
-	struct hashmap *ports;  /* service port key -> struct port_state */
+	struct hashmap *ports;	/* service port key -> struct port_state */
 	uint32_t next_aff_id;
 	struct cidr *service_cidrs;
 	size_t n_service_cidrs;
@@ -203,7 +203,7 @@ static int aff_push(struct aff_ops *ops, uint8_t nfproto, const struct affinity_
 	memset(op, 0, sizeof(*op));
 	op->nfproto = nfproto;
 	if ((old && old->id && spec_copy(&op->old, old->id, old->timeout, old->eps, old->n) < 0) ||
-	    (new && new->id && spec_copy(&op->new, new->id, new->timeout, new->eps, new->n) < 0)) {
+	    (new &&new->id &&spec_copy(&op->new, new->id, new->timeout, new->eps, new->n) < 0)) {
 		spec_clear(&op->old);
 		spec_clear(&op->new);
 		return -ENOMEM;
@@ -363,8 +363,9 @@ static int chain_refs(struct dataplane *dp, const struct elems *dels, const stru
 			count = pass == 0 ? count - 1 : count + 1;
 			v[idx - 1].after = (long)count;
 			if (count)
-				r = hashmap_put(dp->chains, key, 6, (void *)count, &old) < 0 ? -ENOMEM
-											   : 0;
+				r = hashmap_put(dp->chains, key, 6, (void *)count, &old) < 0
+					    ? -ENOMEM
+					    : 0;
 			else
 				hashmap_remove(dp->chains, key, 6);
 		}
@@ -436,8 +437,8 @@ static bool spec_has(const struct affinity_spec *s, const struct endpoint *ep)
 	return false;
 }
 
-static int emit_affinity_chain(struct nft_batch *b, uint8_t nfproto,
-			       const struct affinity_spec *s, bool exists)
+static int emit_affinity_chain(struct nft_batch *b, uint8_t nfproto, const struct affinity_spec *s,
+			       bool exists)
 {
 	struct ipaddr addrs[s->n ? s->n : 1];
 	uint16_t ports[s->n ? s->n : 1];
@@ -461,7 +462,7 @@ static int emit_affinity_before(struct nft_batch *b, const struct aff_ops *ops)
 
 		if (!op->new.id)
 			continue;
-		for (size_t k = 0; k < op->new.n && r == 0; k++) {
+		for (size_t k = 0; k < op->new.n &&r == 0; k++) {
 			if (same && spec_has(&op->old, &op->new.eps[k]))
 				continue;
 			r = nft_ruleset_affinity_set(
@@ -494,8 +495,8 @@ static int emit_affinity_after(struct nft_batch *b, const struct aff_ops *ops)
 				continue;
 			r = nft_ruleset_affinity_set(
 				b, op->nfproto, op->old.id,
-				nft_affinity_endpoint_id(&op->old.eps[k].addr, op->old.eps[k].port), 0,
-				false);
+				nft_affinity_endpoint_id(&op->old.eps[k].addr, op->old.eps[k].port),
+				0, false);
 		}
 	}
 	return r;
@@ -515,9 +516,8 @@ static int emit_prefixes(struct dataplane *dp, struct nft_batch *b, enum nft_set
 
 		if (!dp->fam[f].enabled)
 			continue;
-		if (flush &&
-		    (r = nft_batch_flush_set(b, dp->fam[f].nfproto, NFT_TABLE_NAME,
-					     nft_sets[set].name)) < 0)
+		if (flush && (r = nft_batch_flush_set(b, dp->fam[f].nfproto, NFT_TABLE_NAME,
+						      nft_sets[set].name)) < 0)
 			break;
 		r = nft_batch_elems(b, NFT_MSG_NEWSETELEM, dp->fam[f].nfproto, NFT_TABLE_NAME,
 				    nft_sets[set].name);
@@ -610,9 +610,8 @@ static const struct svc_port *find_port(const struct svc_ports *ports, const str
 
 /* Renders one Service's change into element operations and affinity ops,
  * and records its new per-port state. */
-static int render_change(struct dataplane *dp, const struct svc_ports *o,
-			 const struct svc_ports *n, struct elems *dels, struct elems *adds,
-			 struct aff_ops *ops)
+static int render_change(struct dataplane *dp, const struct svc_ports *o, const struct svc_ports *n,
+			 struct elems *dels, struct elems *adds, struct aff_ops *ops)
 {
 	struct elems old = {0}, new = {0};
 	int r = 0;
@@ -694,8 +693,8 @@ static int build(struct dataplane *dp, const struct tracker_changes *ch, bool fu
 			r = emit_prefixes(dp, b, SET_NODEPORT_ADDRS, dp->nodeport_addrs,
 					  dp->n_nodeport_addrs, false);
 		if (r == 0)
-			r = emit_prefixes(dp, b, SET_POD_SOURCES, dp->pod_sources, dp->n_pod_sources,
-					  false);
+			r = emit_prefixes(dp, b, SET_POD_SOURCES, dp->pod_sources,
+					  dp->n_pod_sources, false);
 	}
 	for (size_t i = 0; i < ch->n && r == 0; i++)
 		r = render_change(dp, full ? NULL : ch->v[i].old, ch->v[i].new, dels, adds, &ops);
@@ -868,7 +867,8 @@ static int nft_set_node(struct dataplane *dp, const struct node_info *node, char
 			cidrs[n].prefix_len = node->addrs[i].family == AF_INET ? 32 : 128;
 			n++;
 		}
-		if ((r = store_prefixes(&dp->nodeport_addrs, &dp->n_nodeport_addrs, cidrs, n)) < 0 ||
+		if ((r = store_prefixes(&dp->nodeport_addrs, &dp->n_nodeport_addrs, cidrs, n)) <
+			    0 ||
 		    (r = replace_prefixes(dp, SET_NODEPORT_ADDRS, cidrs, n, err, errlen)) < 0)
 			return r;
 	}
@@ -877,7 +877,8 @@ static int nft_set_node(struct dataplane *dp, const struct node_info *node, char
 
 		if ((r = store_prefixes(&dp->pod_sources, &dp->n_pod_sources,
 					node ? node->pod_cidrs : NULL, n)) < 0 ||
-		    (r = replace_prefixes(dp, SET_POD_SOURCES, dp->pod_sources, n, err, errlen)) < 0)
+		    (r = replace_prefixes(dp, SET_POD_SOURCES, dp->pod_sources, n, err, errlen)) <
+			    0)
 			return r;
 	}
 	return 0;
@@ -924,7 +925,8 @@ static int count_rules(struct dataplane *dp, struct hashmap *counts)
 		r = nftnl_rule_alloc();
 		if (!r)
 			return -ENOMEM;
-		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, dp->fam[f].nfproto, NLM_F_DUMP, 0);
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, dp->fam[f].nfproto, NLM_F_DUMP,
+					    0);
 		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
 		nftnl_rule_nlmsg_build_payload(nlh, r);
 		nftnl_rule_free(r);
@@ -1046,7 +1048,8 @@ static int nft_init(const struct dataplane_config *cfg, struct dataplane **ret, 
 	/* Whether pod traffic can be told apart from the rest. */
 	dp->rcfg = (struct render_config){cfg->detect_local != DETECT_LOCAL_CLUSTER_CIDR ||
 						  cfg->n_cluster_cidrs > 0,
-					  cfg->masquerade_all, {cfg->ipv4, cfg->ipv6}};
+					  cfg->masquerade_all,
+					  {cfg->ipv4, cfg->ipv6}};
 	dp->chains = hashmap_new();
 	dp->shared = hashmap_new();
 	dp->ports = hashmap_new();

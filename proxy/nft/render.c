@@ -261,8 +261,8 @@ static int render_frontend(struct ctx *c, enum fe_kind kind, const struct ipaddr
 	if ((kind == FE_CLUSTER ? (cidrs || all) : true) &&
 	    (r = add_key(c, np ? SET_NP_MASQ_OUT : SET_MASQ_OUT, key, klen, NULL, 0)) < 0)
 		return r;
-	if (kind == FE_CLUSTER && (r = add_key(c, SET_CLUSTER_IPS, addr->bytes, c->alen, NULL, 0)) <
-				      0)
+	if (kind == FE_CLUSTER &&
+	    (r = add_key(c, SET_CLUSTER_IPS, addr->bytes, c->alen, NULL, 0)) < 0)
 		return r;
 	return 0;
 }

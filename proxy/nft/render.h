@@ -22,8 +22,8 @@
 #define ELEM_KEY_MAX 80
 
 struct elem {
-	uint8_t fam;     /* 0 for IPv4, 1 for IPv6 */
-	uint8_t set;     /* enum nft_set */
+	uint8_t fam;	 /* 0 for IPv4, 1 for IPv6 */
+	uint8_t set;	 /* enum nft_set */
 	uint8_t key_len; /* bytes of key[] in use, start and end keys together */
 	uint8_t end_off; /* for ranges over concatenations: where the end key starts; else 0 */
 	uint8_t data_len;
@@ -41,7 +41,7 @@ struct elems {
 
 /* A port's session-affinity chain for one kind of traffic, as programmed. */
 struct affinity_spec {
-	uint32_t id;      /* 0: none */
+	uint32_t id;	  /* 0: none */
 	uint32_t timeout; /* seconds */
 	struct endpoint *eps;
 	size_t n;
@@ -49,12 +49,12 @@ struct affinity_spec {
 
 /* What the dataplane records per Service port between syncs. */
 struct port_state {
-	uint32_t size[2];          /* chain sizes, internal and external endpoints */
+	uint32_t size[2];	     /* chain sizes, internal and external endpoints */
 	struct affinity_spec aff[2]; /* affinity chains, internal and external */
 };
 
 struct render_config {
-	bool pod_cidrs;      /* --cluster-cidr given */
+	bool pod_cidrs;	     /* --cluster-cidr given */
 	bool masquerade_all; /* --masquerade-all */
 	bool enabled[2];     /* families programmed */
 };

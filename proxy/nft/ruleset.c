@@ -125,7 +125,8 @@ static uint32_t key_type(uint8_t family, enum nft_key_kind kind)
 	case KEY_ADDR:
 		return addr_type(family);
 	case KEY_FRONTEND_SADDR:
-		return concat(concat(concat(addr_type(family), T_PROTO), T_SERVICE), addr_type(family));
+		return concat(concat(concat(addr_type(family), T_PROTO), T_SERVICE),
+			      addr_type(family));
 	}
 	return 0;
 }
@@ -668,8 +669,8 @@ static int build_filters(struct nft_batch *b, uint8_t fam)
 	struct nftnl_expr *e;
 	int ret;
 
-	if ((ret = put_chain_typed(b, fam, "filter-prerouting", NF_INET_PRE_ROUTING, -110,
-				   "filter", true)) < 0 ||
+	if ((ret = put_chain_typed(b, fam, "filter-prerouting", NF_INET_PRE_ROUTING, -110, "filter",
+				   true)) < 0 ||
 	    (ret = put_chain_typed(b, fam, "filter-forward", NF_INET_FORWARD, 0, "filter", true)) <
 		    0 ||
 	    (ret = put_chain_typed(b, fam, "filter-output", NF_INET_LOCAL_OUT, -90, "filter",

@@ -49,11 +49,11 @@ enum nft_set {
 	SET_NP_MASQ_INT,     /* the same three for NodePorts */
 	SET_NP_MASQ_EXT,
 	SET_NP_MASQ_OUT,
-	SET_HAIRPIN,       /* endpoint . endpoint: a pod reaching itself */
-	SET_CLUSTER_IPS,   /* every ClusterIP: traffic left untranslated is refused */
-	SET_SERVICE_CIDRS, /* the ServiceCIDRs: unallocated addresses are dropped */
-	SET_FW_FRONTENDS,  /* load-balancer frontends with loadBalancerSourceRanges */
-	SET_FW_ALLOW,      /* frontend . source range allowed to reach it */
+	SET_HAIRPIN,	    /* endpoint . endpoint: a pod reaching itself */
+	SET_CLUSTER_IPS,    /* every ClusterIP: traffic left untranslated is refused */
+	SET_SERVICE_CIDRS,  /* the ServiceCIDRs: unallocated addresses are dropped */
+	SET_FW_FRONTENDS,   /* load-balancer frontends with loadBalancerSourceRanges */
+	SET_FW_ALLOW,	    /* frontend . source range allowed to reach it */
 	SET_NODEPORT_ADDRS, /* --nodeport-addresses */
 	SET_POD_SOURCES,    /* pod CIDRs: traffic from them is "internal" */
 	SET_COUNT,
@@ -128,7 +128,7 @@ int nft_ruleset_lb_chain(struct nft_batch *b, uint8_t family, enum nft_lb_kind k
  * had) when add, else its removal. */
 struct nft_affinity {
 	uint32_t id;
-	uint8_t family; /* NFPROTO_* */
+	uint8_t family;	  /* NFPROTO_* */
 	uint32_t timeout; /* seconds */
 	const struct ipaddr *addrs;
 	const uint16_t *ports;

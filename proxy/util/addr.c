@@ -61,7 +61,7 @@ int cidr_parse(const char *s, bool allow_host_bits, struct cidr *ret_cidr)
 	memset(&c, 0, sizeof(c));
 	if (ipaddr_parse(buf, &c.addr) < 0)
 		return -EINVAL;
-	for (const char *d = slash + 1; ; d++) {
+	for (const char *d = slash + 1;; d++) {
 		if (!*d)
 			break;
 		if (*d < '0' || *d > '9')

@@ -121,9 +121,8 @@ void sysctl_apply_conntrack(const struct conntrack_opts *ct, char *problems, siz
 		     problems, len);
 	set_if_given("net.netfilter.nf_conntrack_tcp_timeout_close_wait", ct->tcp_close_wait_ms,
 		     problems, len);
-	if (ct->tcp_be_liberal && (sysctl_read_u64("net.netfilter.nf_conntrack_tcp_be_liberal",
-						   &cur) != 0 ||
-				   cur != 1) &&
+	if (ct->tcp_be_liberal &&
+	    (sysctl_read_u64("net.netfilter.nf_conntrack_tcp_be_liberal", &cur) != 0 || cur != 1) &&
 	    (r = sysctl_write_u64("net.netfilter.nf_conntrack_tcp_be_liberal", 1)) < 0)
 		note(problems, len, "net.netfilter.nf_conntrack_tcp_be_liberal", r);
 	set_if_given("net.netfilter.nf_conntrack_udp_timeout", ct->udp_ms, problems, len);

@@ -1235,11 +1235,12 @@ TEST(node_zone_deletion_taints)
 
 TEST(core_endpoints_as_slices)
 {
-	json_t *j = J("{'metadata':{'name':'web','namespace':'shop'},"
-		      "'subsets':[{'addresses':[{'ip':'10.0.0.1','nodeName':'n1'},{'ip':'fd00::1'}],"
-		      "'notReadyAddresses':[{'ip':'10.0.0.2'}],"
-		      "'ports':[{'name':'http','port':8080,'protocol':'TCP'}]},"
-		      "{'addresses':[{'ip':'10.0.0.3'}],'ports':[{'port':53,'protocol':'UDP'}]}]}");
+	json_t *j =
+		J("{'metadata':{'name':'web','namespace':'shop'},"
+		  "'subsets':[{'addresses':[{'ip':'10.0.0.1','nodeName':'n1'},{'ip':'fd00::1'}],"
+		  "'notReadyAddresses':[{'ip':'10.0.0.2'}],"
+		  "'ports':[{'name':'http','port':8080,'protocol':'TCP'}]},"
+		  "{'addresses':[{'ip':'10.0.0.3'}],'ports':[{'port':53,'protocol':'UDP'}]}]}");
 	struct endpoints_obj *e = NULL;
 
 	REQUIRE(decode_endpoints(j, &e, err, sizeof(err)) == 0);

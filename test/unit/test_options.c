@@ -295,8 +295,13 @@ TEST(errors)
 
 TEST(kube_proxy_flags_without_effect_are_noticed)
 {
-	char *argv[] = {"kproxy", "--bind-address=0.0.0.0", "--oom-score-adj", "-999",
-			"--profiling", "--proxy-mode=iptables", NULL};
+	char *argv[] = {"kproxy",
+			"--bind-address=0.0.0.0",
+			"--oom-score-adj",
+			"-999",
+			"--profiling",
+			"--proxy-mode=iptables",
+			NULL};
 	char notices[1024] = "";
 
 	options_defaults(&o);
@@ -317,8 +322,8 @@ TEST(conntrack_and_detect_local_flags)
 	CHECK_EQ_INT(o.conntrack.tcp_close_wait_ms, 3600 * 1000);
 	CHECK_EQ_INT(o.detect_local, DETECT_LOCAL_CLUSTER_CIDR);
 	REQUIRE(parse_args("--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established",
-			   "2h", "--conntrack-tcp-be-liberal", "--conntrack-udp-timeout=45s", NULL) ==
-		0);
+			   "2h", "--conntrack-tcp-be-liberal", "--conntrack-udp-timeout=45s",
+			   NULL) == 0);
 	CHECK_EQ_INT(o.conntrack.max_per_core, 0);
 	CHECK_EQ_INT(o.conntrack.tcp_established_ms, 2 * 3600 * 1000);
 	CHECK(o.conntrack.tcp_be_liberal);
