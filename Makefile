@@ -157,3 +157,6 @@ clean:
 	$(Q)rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj $(BUILD)/san -name '*.d' 2>/dev/null)
+
+# libFuzzer targets: make fuzz, fuzz-build, fuzz-smoke (test/fuzz/README.md).
+include test/fuzz/fuzz.mk

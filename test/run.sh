@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs every test suite of kproxy and adds up their results.
 #
-# Suites: C unit tests (plain, and again under AddressSanitizer/UBSan), BPF
+# Suites: C unit tests (plain, and again under AddressSanitizer/UBSan), a
+# short libFuzzer run over the API client's parsers, BPF
 # program tests, the API emulator's tests, the sandbox's self-test, and the
 # end-to-end suite in network namespaces.  Each suite ends its output with
 # "N passed, N failed[, N skipped]"; a suite that dies without that line
@@ -14,7 +15,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-SUITES=${SUITES:-"unit unit-san bpf apiserver sandbox e2e"}
+SUITES=${SUITES:-"unit unit-san fuzz bpf apiserver sandbox e2e"}
 E2E_MODES=${E2E_MODES:-"nftables ebpf"}
 total_pass=0 total_fail=0 total_skip=0
 summary=()
@@ -72,6 +73,11 @@ for suite in $SUITES; do
 			[ -x "$t" ] || continue
 			run_suite "bpf/$(basename "$t")" "$t" ${TEST_FILTER:+"$TEST_FILTER"}
 		done
+		;;
+	fuzz)
+		# Corpus replay and a short run per target; make fuzz runs long.
+		run_suite fuzz make --no-print-directory -s fuzz-smoke \
+			FUZZ_SMOKE_SECONDS="${FUZZ_SMOKE_SECONDS:-5}"
 		;;
 	apiserver)
 		run_suite apiserver python3 test/lib/harness.py test/apiserver/test_apiserver.py

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,60 @@ static int take_file_or_data(json_t *obj, const char *file_key, const char *data
 	return 0;
 }
 
+/* scheme://host[:port][/path], host a name, an IPv4 address or [IPv6]. */
+static bool valid_url(const char *s)
+{
+	const char *host = strstr(s, "://"), *end, *port = NULL;
+
+	if (!host)
+		return false;
+	host += 3;
+	for (const char *p = s; *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return false;
+	}
+	if (strstr(host, "://"))
+		return false;
+	end = host + strcspn(host, "/?#");
+	if (end == host)
+		return false;
+	if (*host == '[') {
+		const char *close = memchr(host, ']', (size_t)(end - host));
+
+		if (!close || close == host + 1)
+			return false;
+		if (close + 1 < end) {
+			if (close[1] != ':')
+				return false;
+			port = close + 2;
+		}
+	} else {
+		const char *colon = memchr(host, ':', (size_t)(end - host));
+
+		if (colon == host)
+			return false;
+		if (colon) {
+			if (memchr(colon + 1, ':', (size_t)(end - colon - 1)))
+				return false;
+			port = colon + 1;
+		}
+	}
+	if (port) {
+		unsigned long v = 0;
+
+		if (port == end)
+			return false;
+		for (const char *p = port; p < end; p++) {
+			if (*p < '0' || *p > '9' ||
+			    (v = v * 10 + (unsigned long)(*p - '0')) > 65535)
+				return false;
+		}
+		if (v == 0)
+			return false;
+	}
+	return true;
+}
+
 static int normalize_server(const char *server, char **ret, char *err, size_t errlen)
 {
 	size_t n;
@@ -149,10 +204,9 @@ static int normalize_server(const char *server, char **ret, char *err, size_t er
 	n = strlen(s);
 	while (n > 0 && s[n - 1] == '/' && (n < 3 || strcmp(s + n - 3, "://")))
 		s[--n] = '\0';
-	/* A host must follow the scheme; a path after it is fine (API servers
-	 * behind proxies have one). */
-	if (!strstr(s, "://") || !strstr(s, "://")[3] || strstr(s, "://")[3] == '/' ||
-	    strchr(s, ' ')) {
+	/* A host (and optional port) must follow the scheme; a path after it is
+	 * fine (API servers behind proxies have one). */
+	if (!valid_url(s)) {
 		snprintf(err, errlen, "server \"%s\" is not a URL", server);
 		free(s);
 		return -EINVAL;

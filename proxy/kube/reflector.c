@@ -114,6 +114,17 @@ static void buf_reset(struct buf *b, bool release)
 	}
 }
 
+/* The error body as one log line: trailing newlines cut. */
+static const char *body_text(struct buf *b)
+{
+	if (!b->p)
+		return "";
+	while (b->len &&
+	       (b->p[b->len - 1] == '\n' || b->p[b->len - 1] == '\r' || b->p[b->len - 1] == ' '))
+		b->p[--b->len] = '\0';
+	return b->p;
+}
+
 static void set_str(char **dst, const char *s)
 {
 	free(*dst);
@@ -307,7 +318,7 @@ static void list_done(struct kube_request *req, long status, int err, const char
 				 err == -EFBIG ? "response too large" : errmsg);
 		else
 			log_warn("%s: list failed: HTTP %ld: %.300s", r->type->kind, status,
-				 r->body.p ? r->body.p : "");
+				 body_text(&r->body));
 		buf_reset(&r->body, true);
 		set_str(&r->continue_token, NULL);
 		retry_later(r, NEXT_LIST,
@@ -433,6 +444,10 @@ static int watch_line(struct reflector *r, const char *line, size_t len)
 		json_decref(ev);
 		return -EBADMSG;
 	}
+	if (strcmp(type, "ERROR")) {
+		/* The watch works: the next failure starts the back-off over. */
+		r->backoff_ms = BACKOFF_MIN_MS;
+	}
 	r->saw_event = true;
 	rv = json_string_value(
 		json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
@@ -533,19 +548,18 @@ static void watch_done(struct kube_request *req, long status, int err, const cha
 			log_warn("%s: watch ended: %s", r->type->kind, errmsg);
 		else
 			log_warn("%s: watch failed: HTTP %ld: %.300s", r->type->kind, status,
-				 r->body.p ? r->body.p : "");
+				 body_text(&r->body));
 		buf_reset(&r->body, true);
 		retry_later(r, NEXT_WATCH,
 			    (status == 429 || status >= 500) ? kube_request_retry_after(req) : -1);
 		return;
 	}
 	/* The server closed the stream normally (timeoutSeconds): resume.  A
-	 * stream that ends at once with nothing in it says something is wrong
-	 * with the server; going straight back would make a tight loop. */
+	 * stream that ends at once, with or without events in it, says
+	 * something is wrong with the server; going straight back would make a
+	 * tight loop. */
 	buf_reset(&r->body, true);
-	if (r->saw_event)
-		r->backoff_ms = BACKOFF_MIN_MS;
-	if (!r->saw_event && loop_now_ms() - r->watch_started_ms < 1000) {
+	if (loop_now_ms() - r->watch_started_ms < 1000) {
 		retry_later(r, NEXT_WATCH, -1);
 		return;
 	}

@@ -489,6 +489,26 @@ TEST(server_normalized)
 	CHECK(unit_contains(err, "server"));
 	snprintf(doc, sizeof(doc), "clusters: [{name: a, cluster: {server: 'https:///'}}]\n");
 	CHECK_EQ_INT(parse_rc(doc), -EINVAL);
+	/* Hosts and ports that are not: each named in the error. */
+	static const char *const bad[] = {
+		"https://10.0.0.1:6443://",
+		"https://a:0",
+		"https://a:65536",
+		"https://a:",
+		"https://a:64x",
+		"https://:6443",
+		"https://[fd00::1",
+		"https://[]:1",
+		"https://[fd00::1]x",
+		"https://a:1:2",
+		"https://a\t",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(doc, sizeof(doc), "clusters: [{name: a, cluster: {server: \"%s\"}}]\n",
+			 bad[i]);
+		CHECK_EQ_INT(parse_rc(doc), -EINVAL);
+		CHECK(unit_contains(err, "is not a URL"));
+	}
 }
 
 /* The shortest URLs: a one-letter host is a host under either scheme. */
