@@ -10,6 +10,7 @@
  * next send or receive fail with ECONNABORTED, so that the application
  * reconnects, and the connect hook picks a live endpoint. */
 #include "vmlinux.h"
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "maps.bpf.h"
@@ -48,6 +49,18 @@ int lb_udp_destroy(struct bpf_iter__udp *ctx)
 
 		key.cookie = cookie;
 		key.addr = sk->__sk_common.skc_daddr;
+		key.port = sk->__sk_common.skc_dport;
+		rev = bpf_map_lookup_elem(&lb4_sk_rev, &key);
+	} else if (sk->__sk_common.skc_family == AF_INET6 &&
+		   sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0] == 0 &&
+		   sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1] == 0 &&
+		   sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2] == bpf_htonl(0xffff)) {
+		/* A dual-stack socket connected to an IPv4 Service: the
+		 * connect hook kept it with the IPv4 sockets. */
+		struct lb4_sock_key key = {};
+
+		key.cookie = cookie;
+		key.addr = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
 		key.port = sk->__sk_common.skc_dport;
 		rev = bpf_map_lookup_elem(&lb4_sk_rev, &key);
 	} else if (sk->__sk_common.skc_family == AF_INET6) {

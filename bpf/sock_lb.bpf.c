@@ -88,14 +88,18 @@ static __always_inline bool lb_sock_skip(struct bpf_sock_addr *ctx)
 
 /* --- IPv4 ---------------------------------------------------------------- */
 
-static __always_inline struct lb_frontend *lb4_sock_frontend(struct bpf_sock_addr *ctx)
+/* The IPv4 work is done on an address and port the caller reads from its
+ * context and writes back, so that the IPv6 hooks can run it for
+ * IPv4-mapped addresses (::ffff:a.b.c.d): a dual-stack socket, as Java
+ * and others open by default, connecting to an IPv4 Service. */
+static __always_inline struct lb_frontend *lb4_sock_frontend(__be32 addr, __be16 port, __u8 proto)
 {
 	struct lb4_frontend_key key = {};
 	struct lb_frontend *fe;
 
-	key.addr = ctx->user_ip4;
-	key.port = (__be16)ctx->user_port;
-	key.proto = (__u8)ctx->protocol;
+	key.addr = addr;
+	key.port = port;
+	key.proto = proto;
 	fe = bpf_map_lookup_elem(&lb4_fe, &key);
 	if (fe)
 		return fe;
@@ -106,36 +110,31 @@ static __always_inline struct lb_frontend *lb4_sock_frontend(struct bpf_sock_add
 	return bpf_map_lookup_elem(&lb4_fe, &key);
 }
 
-static __always_inline bool lb4_sock_vip(struct bpf_sock_addr *ctx)
-{
-	__be32 addr = ctx->user_ip4;
-
-	return bpf_map_lookup_elem(&lb4_vip, &addr) != 0;
-}
-
 /* Returns what the hook returns: 1 to go on, 0 to fail the call. */
-static __always_inline int lb4_sock_xlate(struct bpf_sock_addr *ctx, bool unconnected)
+static __always_inline int lb4_xlate(struct bpf_sock_addr *ctx, __be32 *addr, __be16 *port,
+				     bool unconnected)
 {
 	struct lb4_sock_key skey = {}, rkey = {};
 	struct lb_sock *sticky = 0, rev = {}, stick = {};
 	struct lb_frontend *fe;
 	struct lb_choice c = {};
+	__be32 vip = *addr;
 	int r;
 
 	if (lb_sock_skip(ctx))
 		return 1;
-	fe = lb4_sock_frontend(ctx);
+	fe = lb4_sock_frontend(*addr, *port, (__u8)ctx->protocol);
 	if (!fe) {
 		/* A ClusterIP on a port no Service has: refused, as a reject
 		 * rule would. */
-		if (!lb4_sock_vip(ctx))
+		if (!bpf_map_lookup_elem(&lb4_vip, &vip))
 			return 1;
 		bpf_set_retval(-ECONNREFUSED);
 		return 0;
 	}
 	skey.cookie = bpf_get_socket_cookie(ctx);
-	skey.addr = ctx->user_ip4;
-	skey.port = (__be16)ctx->user_port;
+	skey.addr = *addr;
+	skey.port = *port;
 	if (unconnected)
 		sticky = bpf_map_lookup_elem(&lb4_sk_sticky, &skey);
 	r = lb_sock_choose(ctx, fe->svc_id, sticky, &c);
@@ -159,24 +158,50 @@ static __always_inline int lb4_sock_xlate(struct bpf_sock_addr *ctx, bool unconn
 		stick.backend_id = c.backend_id;
 		bpf_map_update_elem(&lb4_sk_sticky, &skey, &stick, BPF_ANY);
 	}
-	ctx->user_ip4 = c.be->addr[0];
-	ctx->user_port = (__u32)c.be->port;
+	*addr = c.be->addr[0];
+	*port = c.be->port;
 	return 1;
 }
 
-static __always_inline void lb4_sock_restore(struct bpf_sock_addr *ctx)
+/* The frontend a translated socket asked for; false when it was not. */
+static __always_inline bool lb4_restore(struct bpf_sock_addr *ctx, __be32 *addr, __be16 *port)
 {
 	struct lb4_sock_key key = {};
 	struct lb_sock *rev;
 
 	key.cookie = bpf_get_socket_cookie(ctx);
-	key.addr = ctx->user_ip4;
-	key.port = (__be16)ctx->user_port;
+	key.addr = *addr;
+	key.port = *port;
 	rev = bpf_map_lookup_elem(&lb4_sk_rev, &key);
 	if (!rev)
-		return;
-	ctx->user_ip4 = rev->addr[0];
-	ctx->user_port = (__u32)rev->port;
+		return false;
+	*addr = rev->addr[0];
+	*port = rev->port;
+	return true;
+}
+
+static __always_inline int lb4_sock_xlate(struct bpf_sock_addr *ctx, bool unconnected)
+{
+	__be32 addr = ctx->user_ip4;
+	__be16 port = (__be16)ctx->user_port;
+	int r = lb4_xlate(ctx, &addr, &port, unconnected);
+
+	if (r == 1 && (addr != ctx->user_ip4 || port != (__be16)ctx->user_port)) {
+		ctx->user_ip4 = addr;
+		ctx->user_port = (__u32)port;
+	}
+	return r;
+}
+
+static __always_inline void lb4_sock_restore(struct bpf_sock_addr *ctx)
+{
+	__be32 addr = ctx->user_ip4;
+	__be16 port = (__be16)ctx->user_port;
+
+	if (lb4_restore(ctx, &addr, &port)) {
+		ctx->user_ip4 = addr;
+		ctx->user_port = (__u32)port;
+	}
 }
 
 SEC("cgroup/connect4")
@@ -223,14 +248,19 @@ static __always_inline void lb6_ctx_set_addr(struct bpf_sock_addr *ctx, const __
 	ctx->user_ip6[3] = addr[3];
 }
 
-static __always_inline struct lb_frontend *lb6_sock_frontend(struct bpf_sock_addr *ctx)
+/* Each function below reads the context's address once, into a local, and
+ * works on that: re-reading ctx->user_ip6 on several paths lets the
+ * compiler merge them into a ctx pointer plus offset, which the verifier
+ * refuses. */
+static __always_inline struct lb_frontend *lb6_sock_frontend(const __be32 *addr, __be16 port,
+							     __u8 proto)
 {
 	struct lb6_frontend_key key = {};
 	struct lb_frontend *fe;
 
-	lb6_ctx_addr(ctx, key.addr);
-	key.port = (__be16)ctx->user_port;
-	key.proto = (__u8)ctx->protocol;
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+	key.port = port;
+	key.proto = proto;
 	fe = bpf_map_lookup_elem(&lb6_fe, &key);
 	if (fe)
 		return fe;
@@ -240,36 +270,51 @@ static __always_inline struct lb_frontend *lb6_sock_frontend(struct bpf_sock_add
 	return bpf_map_lookup_elem(&lb6_fe, &key);
 }
 
-static __always_inline bool lb6_sock_vip(struct bpf_sock_addr *ctx)
+/* ::ffff:a.b.c.d */
+static __always_inline bool lb6_v4mapped(const __be32 *addr)
 {
-	struct lb6_addr_key key;
-
-	lb6_ctx_addr(ctx, key.addr);
-	return bpf_map_lookup_elem(&lb6_vip, &key) != 0;
+	return addr[0] == 0 && addr[1] == 0 && addr[2] == bpf_htonl(0xffff);
 }
 
 static __always_inline int lb6_sock_xlate(struct bpf_sock_addr *ctx, bool unconnected)
 {
 	struct lb6_sock_key skey = {}, rkey = {};
 	struct lb_sock *sticky = 0, rev = {}, stick = {};
+	struct lb6_addr_key vip = {};
 	struct lb_frontend *fe;
 	struct lb_choice c = {};
+	__be16 port = (__be16)ctx->user_port;
+	__be32 addr[4];
 	int r;
 
+	lb6_ctx_addr(ctx, addr);
+	if (lb6_v4mapped(addr)) {
+		__be32 a4 = addr[3];
+		__be16 p4 = port;
+
+		r = lb4_xlate(ctx, &a4, &p4, unconnected);
+		if (r == 1 && (a4 != addr[3] || p4 != port)) {
+			addr[3] = a4;
+			lb6_ctx_set_addr(ctx, addr);
+			ctx->user_port = (__u32)p4;
+		}
+		return r;
+	}
 	if (lb_sock_skip(ctx))
 		return 1;
-	fe = lb6_sock_frontend(ctx);
+	fe = lb6_sock_frontend(addr, port, (__u8)ctx->protocol);
 	if (!fe) {
 		/* A ClusterIP on a port no Service has: refused, as a reject
 		 * rule would. */
-		if (!lb6_sock_vip(ctx))
+		__builtin_memcpy(vip.addr, addr, sizeof(vip.addr));
+		if (!bpf_map_lookup_elem(&lb6_vip, &vip))
 			return 1;
 		bpf_set_retval(-ECONNREFUSED);
 		return 0;
 	}
 	skey.cookie = bpf_get_socket_cookie(ctx);
-	lb6_ctx_addr(ctx, skey.addr);
-	skey.port = (__be16)ctx->user_port;
+	__builtin_memcpy(skey.addr, addr, sizeof(skey.addr));
+	skey.port = port;
 	if (unconnected)
 		sticky = bpf_map_lookup_elem(&lb6_sk_sticky, &skey);
 	r = lb_sock_choose(ctx, fe->svc_id, sticky, &c);
@@ -301,10 +346,23 @@ static __always_inline void lb6_sock_restore(struct bpf_sock_addr *ctx)
 {
 	struct lb6_sock_key key = {};
 	struct lb_sock *rev;
+	__be16 port = (__be16)ctx->user_port;
+	__be32 addr[4];
 
+	lb6_ctx_addr(ctx, addr);
+	if (lb6_v4mapped(addr)) {
+		__be32 a4 = addr[3];
+
+		if (lb4_restore(ctx, &a4, &port)) {
+			addr[3] = a4;
+			lb6_ctx_set_addr(ctx, addr);
+			ctx->user_port = (__u32)port;
+		}
+		return;
+	}
 	key.cookie = bpf_get_socket_cookie(ctx);
-	lb6_ctx_addr(ctx, key.addr);
-	key.port = (__be16)ctx->user_port;
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+	key.port = port;
 	rev = bpf_map_lookup_elem(&lb6_sk_rev, &key);
 	if (!rev)
 		return;

@@ -198,6 +198,50 @@ def sandbox_probe():
     return sandbox.PROBE
 
 
+DUAL_STACK_CLIENT = r"""
+import socket, sys
+ip, tport, uport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mapped = "::ffff:" + ip
+out = []
+for i in range(int(sys.argv[4])):
+    t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    t.settimeout(3)
+    t.connect((mapped, tport))
+    peer = t.getpeername()[:2]
+    t.sendall(b"hello\n")
+    line = t.makefile().readline().split()
+    t.close()
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.settimeout(3)
+    u.sendto(b"hello\n", (mapped, uport))
+    data, src = u.recvfrom(512)
+    u.close()
+    out.append(f"{line[0]} {peer[0]} {peer[1]} {data.split()[0].decode()} {src[0]} {src[1]}")
+print("\n".join(out))
+"""
+
+
+def test_dual_stack_socket_reaches_an_ipv4_service():
+    # Java and many runtimes open IPv6 sockets and reach IPv4 addresses as
+    # ::ffff:a.b.c.d.  The Service must work, and the application must see
+    # the Service's address as its peer, never an endpoint's.
+    C.create(service("mapped", web_ports(), cluster_ip="10.96.1.9"),
+             endpoint_slice("mapped", [C.pod_endpoint("web-1"), C.pod_endpoint("web-2")],
+                            slice_ports()))
+    C.sb.wait_for("pod-client", "tcp", "10.96.1.9", 80)
+    r = C.sb.exec("pod-client", ["python3", "-c", DUAL_STACK_CLIENT, "10.96.1.9", "80", "53",
+                                 "12"], timeout=60)
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split() for ln in r.stdout.split("\n") if ln]
+    assert len(rows) == 12, r.stdout
+    assert {row[0] for row in rows} <= {"web-1", "web-2"}, rows
+    assert {row[3] for row in rows} <= {"web-1", "web-2"}, rows
+    assert len({row[0] for row in rows} | {row[3] for row in rows}) == 2, rows
+    for row in rows:
+        assert row[1:3] == ["::ffff:10.96.1.9", "80"], row
+        assert row[4:6] == ["::ffff:10.96.1.9", "53"], row
+
+
 def test_headless_and_other_proxy_services_are_ignored():
     svc = service("other", web_ports(), cluster_ip="10.96.1.10")
     svc["metadata"]["labels"] = {"service.kubernetes.io/service-proxy-name": "someone-else"}
