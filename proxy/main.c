@@ -30,6 +30,7 @@
 #include "config.h"
 #include "options.h"
 #include "util/hashmap.h"
+#include "util/jsonarena.h"
 #include "util/log.h"
 #include "util/loop.h"
 #include "util/sysctl.h"
@@ -724,6 +725,9 @@ int main(int argc, char **argv)
 	char problems[1024];
 	int r;
 
+	/* Before any JSON value exists: list pages and watch events are then
+	 * parsed into an arena (util/jsonarena.h). */
+	json_arena_install();
 	memset(&a, 0, sizeof(a));
 	if (load_options(argc, argv, &a.opts) < 0)
 		return 1;

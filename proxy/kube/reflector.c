@@ -20,6 +20,7 @@
 
 #include "kube/decode.h"
 #include "util/hashmap.h"
+#include "util/jsonarena.h"
 #include "util/lines.h"
 #include "util/log.h"
 
@@ -325,6 +326,8 @@ static void list_done(struct kube_request *req, long status, int err, const char
 			    (status == 429 || status >= 500) ? kube_request_retry_after(req) : -1);
 		return;
 	}
+	/* The page's JSON lives only until its objects are decoded. */
+	json_arena_begin();
 	doc = json_loadb(r->body.p ? r->body.p : "", r->body.len, 0, &jerr);
 	buf_reset(&r->body, false);
 	items = doc ? json_object_get(doc, "items") : NULL;
@@ -333,7 +336,8 @@ static void list_done(struct kube_request *req, long status, int err, const char
 		r->stats.errors++;
 		log_warn("%s: list response is not a list: %s", r->type->kind,
 			 doc ? "unexpected JSON" : jerr.text);
-		json_decref(doc);
+		json_arena_drop(doc);
+		json_arena_end();
 		set_str(&r->continue_token, NULL);
 		retry_later(r, NEXT_LIST, -1);
 		return;
@@ -346,11 +350,13 @@ static void list_done(struct kube_request *req, long status, int err, const char
 		set_str(&r->list_rv, rv);
 	if (cont && *cont) {
 		set_str(&r->continue_token, cont);
-		json_decref(doc);
+		json_arena_drop(doc);
+		json_arena_end();
 		start_list(r);
 		return;
 	}
-	json_decref(doc);
+	json_arena_drop(doc);
+	json_arena_end();
 	set_str(&r->continue_token, NULL);
 	finish_list(r);
 	start_watch(r);
@@ -490,7 +496,12 @@ static int watch_line(struct reflector *r, const char *line, size_t len)
 
 static int watch_line_cb(void *ctx, const char *line, size_t len)
 {
-	return watch_line(ctx, line, len);
+	int r;
+
+	json_arena_begin();
+	r = watch_line(ctx, line, len);
+	json_arena_end();
+	return r;
 }
 
 static int watch_data(struct kube_request *req, const char *buf, size_t len, void *data)

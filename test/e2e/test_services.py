@@ -225,11 +225,11 @@ def test_dual_stack_socket_reaches_an_ipv4_service():
     # Java and many runtimes open IPv6 sockets and reach IPv4 addresses as
     # ::ffff:a.b.c.d.  The Service must work, and the application must see
     # the Service's address as its peer, never an endpoint's.
-    C.create(service("mapped", web_ports(), cluster_ip="10.96.1.9"),
+    C.create(service("mapped", web_ports(), cluster_ip="10.96.1.41"),
              endpoint_slice("mapped", [C.pod_endpoint("web-1"), C.pod_endpoint("web-2")],
                             slice_ports()))
-    C.sb.wait_for("pod-client", "tcp", "10.96.1.9", 80)
-    r = C.sb.exec("pod-client", ["python3", "-c", DUAL_STACK_CLIENT, "10.96.1.9", "80", "53",
+    C.sb.wait_for("pod-client", "tcp", "10.96.1.41", 80)
+    r = C.sb.exec("pod-client", ["python3", "-c", DUAL_STACK_CLIENT, "10.96.1.41", "80", "53",
                                  "12"], timeout=60)
     assert r.returncode == 0, r.stderr
     rows = [ln.split() for ln in r.stdout.split("\n") if ln]
@@ -238,8 +238,8 @@ def test_dual_stack_socket_reaches_an_ipv4_service():
     assert {row[3] for row in rows} <= {"web-1", "web-2"}, rows
     assert len({row[0] for row in rows} | {row[3] for row in rows}) == 2, rows
     for row in rows:
-        assert row[1:3] == ["::ffff:10.96.1.9", "80"], row
-        assert row[4:6] == ["::ffff:10.96.1.9", "53"], row
+        assert row[1:3] == ["::ffff:10.96.1.41", "80"], row
+        assert row[4:6] == ["::ffff:10.96.1.41", "53"], row
 
 
 def test_headless_and_other_proxy_services_are_ignored():
