@@ -160,3 +160,6 @@ clean:
 
 # libFuzzer targets: make fuzz, fuzz-build, fuzz-smoke (test/fuzz/README.md).
 include test/fuzz/fuzz.mk
+
+# make bench (test/bench/bench.mk).
+include test/bench/bench.mk
